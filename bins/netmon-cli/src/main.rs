@@ -1,0 +1,3 @@
+//! `netmon`: the one-shot command-line network monitor.
+
+fn main() {}
