@@ -39,6 +39,7 @@ pub(crate) fn tail(b: &[u8], from: usize) -> &[u8] {
 
 /// `b[from..from + len]`, clamped to what is there.
 #[inline(always)]
+#[allow(dead_code)] // for views that take a declared length
 pub(crate) fn clamp(b: &[u8], from: usize, len: usize) -> &[u8] {
     let t = tail(b, from);
     t.get(..len).unwrap_or(t)

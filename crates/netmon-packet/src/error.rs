@@ -55,6 +55,8 @@ pub enum Layer {
     Udp,
     /// SCTP common header.
     Sctp,
+    /// IPsec ESP (SPI and sequence number; the rest is encrypted).
+    Esp,
     /// ICMP for IPv4.
     Icmpv4,
     /// ICMP for IPv6.
@@ -97,6 +99,7 @@ impl Layer {
             Layer::Tcp => "tcp",
             Layer::Udp => "udp",
             Layer::Sctp => "sctp",
+            Layer::Esp => "esp",
             Layer::Icmpv4 => "icmp",
             Layer::Icmpv6 => "icmpv6",
             Layer::Igmp => "igmp",
