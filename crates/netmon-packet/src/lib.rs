@@ -16,6 +16,7 @@
 #[allow(dead_code)] // used by the views that follow
 mod bytes;
 pub mod error;
+pub mod text;
 
 pub use error::{ErrorKind, Layer, ParseError};
 pub use netmon_types::{LinkType, Timestamp};
