@@ -16,6 +16,7 @@
 #[allow(dead_code)] // used by the views that follow
 mod bytes;
 pub mod error;
+pub mod lldp;
 pub mod text;
 
 pub use error::{ErrorKind, Layer, ParseError};
