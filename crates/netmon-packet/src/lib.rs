@@ -15,6 +15,7 @@
 
 #[allow(dead_code)] // used by the views that follow
 mod bytes;
+pub mod cdp;
 pub mod error;
 pub mod lldp;
 pub mod text;
