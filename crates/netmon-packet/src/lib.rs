@@ -17,6 +17,7 @@
 mod bytes;
 pub mod cdp;
 pub mod error;
+pub mod llc;
 pub mod lldp;
 pub mod text;
 
