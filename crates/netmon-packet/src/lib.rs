@@ -53,17 +53,22 @@
 )]
 
 mod bytes;
+pub mod cdp;
 pub mod error;
 pub mod ip;
 pub mod link;
+pub mod llc;
+pub mod lldp;
 pub mod packet;
+pub mod text;
 pub mod transport;
 pub mod tunnel;
 
 pub use error::{ErrorKind, Layer, ParseError};
 pub use ip::{Fragment, Ipv4, Ipv6};
-pub use link::{Link, MacAddr, VlanTag};
+pub use link::{Link, VlanTag};
 pub use netmon_types::{LinkType, Timestamp};
 pub use packet::{EtherType, IpNumber, Net, Packet, Transport};
+pub use text::{Escaped, MacAddr};
 pub use transport::{Tcp, TcpFlags, TcpOptions, Udp};
 pub use tunnel::{Tunnel, TunnelKind};

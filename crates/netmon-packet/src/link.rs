@@ -10,17 +10,7 @@ pub use etherparse::{EtherType, Ethernet2HeaderSlice};
 
 use crate::bytes::{array, be16, be32, u8_at};
 use crate::error::{ErrorKind, Layer, ParseError};
-
-/// A 48-bit MAC address.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MacAddr(pub [u8; 6]);
-
-impl core::fmt::Display for MacAddr {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let [a, b, c, d, e, g] = self.0;
-        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
-    }
-}
+pub use crate::text::MacAddr;
 
 /// The link-layer header of a frame.
 #[derive(Clone, Debug, PartialEq, Eq)]

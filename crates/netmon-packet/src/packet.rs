@@ -7,9 +7,12 @@ pub use etherparse::{EtherType, IpNumber};
 use netmon_types::LinkType;
 
 use crate::bytes::tail;
+use crate::cdp::Cdp;
 use crate::error::{ErrorKind, Layer, ParseError};
 use crate::ip::{self, Fragment, Ipv4, Ipv6};
 use crate::link::{self, Link, LinuxSll, LinuxSll2, Loopback, VlanStack};
+use crate::llc::{Llc, Snap, Stp};
+use crate::lldp::Lldp;
 use crate::transport::{self, Esp, Sctp, Tcp, Udp};
 use crate::tunnel::{self, Gre, Tunnel, TunnelKind};
 
@@ -25,6 +28,12 @@ pub enum Net<'a> {
     Ipv6(Ipv6<'a>),
     /// ARP or RARP (etherparse's view).
     Arp(ArpPacketSlice<'a>),
+    /// Link Layer Discovery Protocol (EtherType 0x88cc).
+    Lldp(Lldp<'a>),
+    /// Cisco Discovery Protocol (SNAP, OUI 00-00-0c, PID 0x2000).
+    Cdp(Cdp<'a>),
+    /// Spanning-tree BPDU (LLC DSAP 0x42).
+    Stp(Stp<'a>),
     /// A payload netmon does not parse: the bytes after the link headers. The EtherType (if
     /// any) is in [`Packet::ether_type`].
     Unknown(&'a [u8]),
@@ -96,9 +105,13 @@ pub struct Packet<'a> {
     pub link: Link<'a>,
     /// VLAN tags, outermost first.
     pub vlans: VlanStack,
-    /// The EtherType (or SLL protocol) that selected the network layer, after VLAN tags.
-    /// `None` for raw/loopback links and 802.3 length-field frames.
+    /// The EtherType (or SLL protocol, or SNAP protocol id) that selected the network layer,
+    /// after VLAN tags. `None` for raw/loopback links and LLC frames without SNAP.
     pub ether_type: Option<EtherType>,
+    /// IEEE 802.2 LLC header (802.3 length-field frames, SLL protocol 0x0004).
+    pub llc: Option<Llc<'a>>,
+    /// SNAP header after LLC.
+    pub snap: Option<Snap>,
     /// Network layer.
     pub net: Net<'a>,
     /// Transport layer (IP only).
@@ -138,6 +151,8 @@ impl<'a> Packet<'a> {
             link: Link::None,
             vlans: VlanStack::new(),
             ether_type: None,
+            llc: None,
+            snap: None,
             net: Net::None,
             transport: Transport::None,
             tunnel: None,
@@ -336,12 +351,14 @@ impl<'a> Walker<'_, 'a> {
 
     /// SLL/SLL2 protocol field: an EtherType, or one of Linux's pseudo-protocols below 0x0600.
     fn sll_protocol(&mut self, proto: u16, off: usize) {
-        if proto >= 0x0600 {
-            self.ether(proto, off);
-        } else {
-            // 0x0001 802.3 (Novell), 0x0004 802.2 LLC, 0x000c CAN, ...: not parsed further yet.
-            self.p.net = Net::Unknown(self.rest(off));
-            self.set_payload(self.rest(off), off);
+        match proto {
+            0x0600.. => self.ether(proto, off),
+            0x0004 => self.llc(self.rest(off), off),
+            _ => {
+                // 0x0001 802.3 (Novell), 0x000c CAN, 0x0010 LocalTalk, ...: not parsed.
+                self.p.net = Net::Unknown(self.rest(off));
+                self.set_payload(self.rest(off), off);
+            }
         }
     }
 
@@ -360,13 +377,16 @@ impl<'a> Walker<'_, 'a> {
             }
         }
         if et < 0x0600 {
-            // IEEE 802.3: the field is a length (≤ 1500); an 802.2 LLC header follows.
+            // IEEE 802.3: the field is a length (≤ 1500; padding may follow); 802.2 LLC follows.
             let rest = self.rest(off);
             let body = rest.get(..usize::from(et)).unwrap_or(rest);
-            self.p.net = Net::Unknown(body);
-            self.set_payload(body, off);
-            return;
+            return self.llc(body, off);
         }
+        self.ethertype(et, off);
+    }
+
+    /// Dispatches on an EtherType whose payload starts at `off`.
+    fn ethertype(&mut self, et: u16, off: usize) {
         self.p.ether_type = Some(EtherType(et));
         match EtherType(et) {
             EtherType::IPV4 => self.ipv4(off),
@@ -382,9 +402,59 @@ impl<'a> Walker<'_, 'a> {
                     )),
                 }
             }
+            EtherType(0x88cc) => match Lldp::new_partial(self.rest(off)) {
+                Ok((l, e)) => {
+                    self.p.net = Net::Lldp(l);
+                    if let Some(e) = e {
+                        self.fail(e.shifted(off));
+                    }
+                }
+                Err(e) => self.fail(e.shifted(off)),
+            },
             _ => {
                 self.p.net = Net::Unknown(self.rest(off));
                 self.set_payload(self.rest(off), off);
+            }
+        }
+    }
+
+    /// An 802.2 LLC frame body at `off`: SNAP (with an EtherType or CDP), STP, or unknown.
+    fn llc(&mut self, body: &'a [u8], off: usize) {
+        let llc = match Llc::new_checked(body) {
+            Ok(l) => l,
+            Err(e) => return self.fail(e.shifted(off)),
+        };
+        self.p.llc = Some(llc);
+        let hl = llc.header_len();
+        self.p.net = Net::Unknown(llc.payload());
+        self.set_payload(llc.payload(), off + hl);
+        if let Some(snap) = llc.snap() {
+            let (snap, payload) = match snap {
+                Ok(s) => s,
+                Err(e) => return self.fail(e.shifted(off)),
+            };
+            self.p.snap = Some(snap);
+            let poff = off + hl + Snap::LEN;
+            self.set_payload(payload, poff);
+            self.p.net = Net::Unknown(payload);
+            if let Some(et) = snap.ethertype() {
+                self.ethertype(et, poff);
+            } else if snap.is_cdp() {
+                self.p.ether_type = None;
+                match Cdp::new_partial(payload) {
+                    Ok((c, e)) => {
+                        self.p.net = Net::Cdp(c);
+                        if let Some(e) = e {
+                            self.fail(e.shifted(poff));
+                        }
+                    }
+                    Err(e) => self.fail(e.shifted(poff)),
+                }
+            }
+        } else if llc.is_stp() {
+            match Stp::new_checked(llc.payload()) {
+                Ok(stp) => self.p.net = Net::Stp(stp),
+                Err(e) => self.fail(e.shifted(off + hl)),
             }
         }
     }
@@ -632,8 +702,10 @@ mod tests {
         f.extend_from_slice(&[0; 20]);
         let p = Packet::parse(LinkType::ETHERNET, &f);
         assert_eq!(p.ether_type, None);
-        assert_eq!(p.payload, &[0x42, 0x42, 0x03]);
-        assert_eq!(p.error, None);
+        let llc = p.llc.unwrap();
+        assert_eq!((llc.dsap(), llc.ssap(), llc.header_len()), (0x42, 0x42, 3));
+        // A 3-byte "BPDU" is too short: STP reports it, the LLC layer stays.
+        assert_eq!(p.error.unwrap().layer, Layer::Stp);
     }
 
     #[test]
