@@ -1,0 +1,9 @@
+#![no_main]
+//! Frame parser under link type `LOOP`: no input may panic, hang or break the view invariants.
+
+use libfuzzer_sys::fuzz_target;
+use netmon_types::LinkType;
+
+fuzz_target!(|data: &[u8]| {
+    netmon_fuzz::check(LinkType::LOOP, data);
+});
