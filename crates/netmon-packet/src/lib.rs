@@ -15,6 +15,7 @@
 
 #[allow(dead_code)] // used by the views that follow
 mod bytes;
+pub mod checksum;
 pub mod error;
 
 pub use error::{ErrorKind, Layer, ParseError};
