@@ -18,6 +18,7 @@ mod bytes;
 pub mod checksum;
 pub mod error;
 pub mod icmp;
+pub mod igmp;
 
 pub use error::{ErrorKind, Layer, ParseError};
 pub use netmon_types::{LinkType, Timestamp};
