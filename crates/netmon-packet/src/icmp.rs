@@ -1131,6 +1131,9 @@ mod tests {
             let q = q.unwrap();
             assert_eq!(q.dst, IpAddr::from(b));
             // Complete once both extension headers are in; ports once 4 UDP bytes are.
+            // Prefixes 57..64 (hop-by-hop parsed, fragment header cut) are the case where
+            // etherparse 0.21's extension iterator reads out of bounds (a debug-build abort):
+            // quoted_ipv6 must not iterate there.
             assert_eq!(q.header_complete, n >= 8 + 56, "prefix {n}");
             assert_eq!(q.ports.is_some(), n >= 8 + 60, "prefix {n}");
             if !q.header_complete {
