@@ -54,7 +54,10 @@
 
 mod bytes;
 pub mod cdp;
+pub mod checksum;
 pub mod error;
+pub mod icmp;
+pub mod igmp;
 pub mod ip;
 pub mod link;
 pub mod llc;
@@ -64,11 +67,12 @@ pub mod text;
 pub mod transport;
 pub mod tunnel;
 
+pub use checksum::ChecksumStatus;
 pub use error::{ErrorKind, Layer, ParseError};
 pub use ip::{Fragment, Ipv4, Ipv6};
 pub use link::{Link, VlanTag};
 pub use netmon_types::{LinkType, Timestamp};
-pub use packet::{EtherType, IpNumber, Net, Packet, Transport};
+pub use packet::{Checksums, EtherType, IpNumber, Net, Packet, Transport};
 pub use text::{Escaped, MacAddr};
 pub use transport::{Tcp, TcpFlags, TcpOptions, Udp};
 pub use tunnel::{Tunnel, TunnelKind};

@@ -8,7 +8,10 @@ use netmon_types::LinkType;
 
 use crate::bytes::tail;
 use crate::cdp::Cdp;
+use crate::checksum::{self, ChecksumStatus, PseudoHeader, ZeroChecksum};
 use crate::error::{ErrorKind, Layer, ParseError};
+use crate::icmp::{Icmpv4, Icmpv6};
+use crate::igmp::Igmp;
 use crate::ip::{self, Fragment, Ipv4, Ipv6};
 use crate::link::{self, Link, LinuxSll, LinuxSll2, Loopback, VlanStack};
 use crate::llc::{Llc, Snap, Stp};
@@ -51,6 +54,12 @@ pub enum Transport<'a> {
     Udp(Udp<'a>),
     /// SCTP common header.
     Sctp(Sctp<'a>),
+    /// ICMP for IPv4.
+    Icmpv4(Icmpv4<'a>),
+    /// ICMP for IPv6.
+    Icmpv6(Icmpv6<'a>),
+    /// IGMP.
+    Igmp(Igmp<'a>),
     /// GRE; the encapsulated packet is in [`Packet::tunnel`].
     Gre(Gre<'a>),
     /// ESP: only SPI and sequence number are in the clear.
@@ -232,6 +241,83 @@ impl<'a> Packet<'a> {
         }
     }
 
+    /// Verifies the IPv4 header checksum and the transport checksum (TCP, UDP, ICMP, ICMPv6,
+    /// IGMP). Costs one pass over the segment, so it is a separate call, not part of parsing.
+    /// A bad checksum never changes how the packet was parsed.
+    pub fn checksums(&self) -> Checksums {
+        let mut c = Checksums::default();
+        let (pseudo, segment, declared, fragmented) = match &self.net {
+            Net::Ipv4(v) => {
+                c.ipv4 = Some(checksum::verify_ipv4_header(v.header().slice()));
+                let ph = PseudoHeader::V4 {
+                    src: v.src().octets(),
+                    dst: v.dst().octets(),
+                    protocol: v.protocol().0,
+                };
+                (
+                    ph,
+                    v.payload(),
+                    v.declared_payload_len(),
+                    v.fragment().is_some(),
+                )
+            }
+            Net::Ipv6(v) => {
+                let ph = PseudoHeader::V6 {
+                    src: v.src().octets(),
+                    dst: final_destination(v),
+                    next_header: v.protocol().0,
+                };
+                (
+                    ph,
+                    v.payload(),
+                    v.declared_payload_len(),
+                    v.fragment().is_some(),
+                )
+            }
+            _ => return c,
+        };
+        let v6 = matches!(self.net, Net::Ipv6(_));
+        let (layer, status) = match &self.transport {
+            Transport::Tcp(_) => (
+                Layer::Tcp,
+                checksum::verify_transport(pseudo, segment, declared, 16, ZeroChecksum::Allowed),
+            ),
+            Transport::Udp(_) => {
+                let zero = if v6 {
+                    ZeroChecksum::Forbidden
+                } else {
+                    ZeroChecksum::MeansAbsent
+                };
+                (
+                    Layer::Udp,
+                    checksum::verify_transport(pseudo, segment, declared, 6, zero),
+                )
+            }
+            Transport::Icmpv4(i) => (Layer::Icmpv4, i.verify_checksum(declared)),
+            Transport::Icmpv6(i) => (
+                Layer::Icmpv6,
+                checksum::verify_transport(pseudo, i.bytes(), declared, 2, ZeroChecksum::Allowed),
+            ),
+            Transport::Igmp(i) => (Layer::Igmp, i.verify_checksum()),
+            Transport::Partial { proto, .. } => {
+                let layer = match *proto {
+                    IpNumber::TCP => Layer::Tcp,
+                    IpNumber::UDP => Layer::Udp,
+                    _ => Layer::Sctp,
+                };
+                (layer, ChecksumStatus::Truncated)
+            }
+            _ => return c,
+        };
+        let status = if fragmented && !matches!(status, ChecksumStatus::Absent) {
+            ChecksumStatus::Fragmented
+        } else {
+            status
+        };
+        c.transport = Some((layer, status));
+        c
+    }
+
     /// Source and destination ports of TCP, UDP and SCTP (also of headers cut short).
     pub fn ports(&self) -> Option<(u16, u16)> {
         match &self.transport {
@@ -244,6 +330,46 @@ impl<'a> Packet<'a> {
             _ => None,
         }
     }
+}
+
+/// Checksum verdicts of one packet; `None` where the packet has no such checksum.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Checksums {
+    /// IPv4 header checksum.
+    pub ipv4: Option<ChecksumStatus>,
+    /// The transport checksum and the layer it belongs to.
+    pub transport: Option<(Layer, ChecksumStatus)>,
+}
+
+impl Checksums {
+    /// The first bad checksum, if any: its layer and verdict.
+    pub fn first_bad(&self) -> Option<(Layer, ChecksumStatus)> {
+        match (self.ipv4, self.transport) {
+            (Some(s), _) if s.is_bad() => Some((Layer::Ipv4, s)),
+            (_, Some((l, s))) if s.is_bad() => Some((l, s)),
+            _ => None,
+        }
+    }
+}
+
+/// The destination the transport checksum covers: the last address of a routing header that
+/// still has segments left (RFC 8200 §8.1), else the header's destination.
+fn final_destination(v: &Ipv6<'_>) -> [u8; 16] {
+    if let Some(r) = v.routing() {
+        if r.segments_left() > 0 {
+            // Type 0 lists the remaining hops in order (final last); SRH lists segments in
+            // reverse (Segment List[0] is the final destination).
+            let last = match r.routing_type() {
+                0 => r.addresses().last(),
+                4 => r.addresses().next(),
+                _ => None,
+            };
+            if let Some(a) = last {
+                return a.octets();
+            }
+        }
+    }
+    v.dst().octets()
 }
 
 /// Walk state: the packet being filled and the offset of `p.data` in the outermost frame.
@@ -549,6 +675,31 @@ impl<'a> Walker<'_, 'a> {
                 }
                 Err((e, ports)) => partial(self, e, ports),
             },
+            IpNumber::ICMP => match Icmpv4::parse(seg) {
+                Ok(i) => {
+                    self.set_payload(i.body(), off + crate::icmp::HEADER_LEN);
+                    self.p.transport = Transport::Icmpv4(i);
+                }
+                Err(e) => self.fail(e.shifted(off)),
+            },
+            IpNumber::IPV6_ICMP => match Icmpv6::parse(seg) {
+                Ok(i) => {
+                    self.set_payload(i.body(), off + crate::icmp::HEADER_LEN);
+                    self.p.transport = Transport::Icmpv6(i);
+                }
+                Err(e) => self.fail(e.shifted(off)),
+            },
+            IpNumber::IGMP => {
+                let declared = match &self.p.net {
+                    Net::Ipv4(v) => v.declared_payload_len(),
+                    Net::Ipv6(v) => v.declared_payload_len(),
+                    _ => seg.len(),
+                };
+                match Igmp::parse(seg, declared) {
+                    Ok(i) => self.p.transport = Transport::Igmp(i),
+                    Err(e) => self.fail(e.shifted(off)),
+                }
+            }
             IpNumber::GRE => match Gre::new_checked(seg) {
                 Ok(g) => {
                     self.set_payload(g.payload(), off + g.header_len());
@@ -587,6 +738,7 @@ impl<'a> Walker<'_, 'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checksum::ChecksumStatus;
     use etherparse::PacketBuilder;
 
     fn eth_ipv4_udp(src: u16, dst: u16, payload: &[u8]) -> Vec<u8> {
@@ -713,5 +865,108 @@ mod tests {
         let p = Packet::parse(LinkType::NULL, &[7, 0, 0, 0, 1, 2]);
         assert_eq!(p.error.unwrap().layer, Layer::Loopback);
         assert_eq!(p.payload, &[1, 2]);
+    }
+
+    #[test]
+    fn checksums_reported_not_enforced() {
+        let mut f = eth_ipv4_udp(1000, 53, b"abcd");
+        let p = Packet::parse(LinkType::ETHERNET, &f);
+        let c = p.checksums();
+        assert_eq!(c.ipv4, Some(ChecksumStatus::Good));
+        assert_eq!(c.transport, Some((Layer::Udp, ChecksumStatus::Good)));
+        assert_eq!(c.first_bad(), None);
+        // Flip a payload byte: the UDP checksum is bad, the packet parses the same.
+        let last = f.len() - 1;
+        f[last] ^= 0xff;
+        let p = Packet::parse(LinkType::ETHERNET, &f);
+        assert_eq!(p.ports(), Some((1000, 53)));
+        assert!(matches!(
+            p.checksums().first_bad(),
+            Some((Layer::Udp, ChecksumStatus::Bad { .. }))
+        ));
+        // UDP over IPv4 with checksum 0: not computed.
+        f[14 + 20 + 6] = 0;
+        f[14 + 20 + 7] = 0;
+        let p = Packet::parse(LinkType::ETHERNET, &f);
+        assert_eq!(
+            p.checksums().transport,
+            Some((Layer::Udp, ChecksumStatus::Absent))
+        );
+        // Bad IPv4 header checksum.
+        f[14 + 10] ^= 1;
+        assert!(matches!(
+            Packet::parse(LinkType::ETHERNET, &f)
+                .checksums()
+                .first_bad(),
+            Some((Layer::Ipv4, ChecksumStatus::Bad { .. }))
+        ));
+    }
+
+    #[test]
+    fn checksums_of_fragments_and_cut_segments() {
+        let mut f = eth_ipv4_udp(1000, 53, &[7; 64]);
+        f[14 + 6] = 0x20; // MF set, offset 0: first fragment
+        let p = Packet::parse(LinkType::ETHERNET, &f);
+        assert_eq!(
+            p.checksums().transport,
+            Some((Layer::Udp, ChecksumStatus::Fragmented))
+        );
+        let f = eth_ipv4_udp(1000, 53, &[7; 64]);
+        let p = Packet::parse_frame(LinkType::ETHERNET, &f[..50], f.len());
+        assert_eq!(
+            p.checksums().transport,
+            Some((Layer::Udp, ChecksumStatus::Truncated))
+        );
+        let p = Packet::parse_frame(LinkType::ETHERNET, &f[..38], f.len());
+        assert_eq!(
+            p.checksums().transport,
+            Some((Layer::Udp, ChecksumStatus::Truncated))
+        );
+    }
+
+    #[test]
+    fn icmp_and_igmp_dispatch() {
+        let mut f = Vec::new();
+        PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .icmpv4_echo_request(7, 9)
+            .write(&mut f, b"ping")
+            .unwrap();
+        let p = Packet::parse(LinkType::RAW, &f);
+        let Transport::Icmpv4(i) = &p.transport else {
+            panic!("{:?}", p.transport)
+        };
+        assert_eq!(i.echo().map(|e| (e.id, e.seq)), Some((7, 9)));
+        assert_eq!(p.payload, b"ping");
+        assert_eq!(
+            p.checksums().transport,
+            Some((Layer::Icmpv4, ChecksumStatus::Good))
+        );
+
+        let mut f = Vec::new();
+        PacketBuilder::ipv6([1; 16], [2; 16], 64)
+            .icmpv6_echo_reply(3, 4)
+            .write(&mut f, b"pong")
+            .unwrap();
+        let p = Packet::parse(LinkType::IPV6, &f);
+        assert!(matches!(p.transport, Transport::Icmpv6(_)));
+        assert_eq!(
+            p.checksums().transport,
+            Some((Layer::Icmpv6, ChecksumStatus::Good))
+        );
+
+        // IGMPv2 membership report for 239.1.1.1 (checksum filled in below).
+        let mut igmp = vec![0x16, 0, 0, 0, 239, 1, 1, 1];
+        let ck = crate::checksum::internet_checksum(&igmp);
+        igmp[2..4].copy_from_slice(&ck.to_be_bytes());
+        let mut f = Vec::new();
+        PacketBuilder::ipv4([10, 0, 0, 1], [239, 1, 1, 1], 1)
+            .write(&mut f, IpNumber::IGMP, &igmp)
+            .unwrap();
+        let p = Packet::parse(LinkType::IPV4, &f);
+        assert!(matches!(p.transport, Transport::Igmp(_)));
+        assert_eq!(
+            p.checksums().transport,
+            Some((Layer::Igmp, ChecksumStatus::Good))
+        );
     }
 }
