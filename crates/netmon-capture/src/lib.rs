@@ -40,8 +40,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub use netmon_types::{LinkType, Timestamp};
 
 pub mod file;
+pub mod writer;
 
 pub use file::{ByteOrder, FileFormat, FileInfo, FileSource, TsResolution, open_file};
+pub use writer::{PcapNgWriter, PcapWriter, TsPrecision};
 
 /// Metadata of one captured frame.
 ///
