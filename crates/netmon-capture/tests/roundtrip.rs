@@ -110,8 +110,12 @@ proptest! {
             "pcap" => fixture_bytes("empty.pcap"),
             "pcap_be" => fixture_bytes("pcap_be_us.pcap")[..24].to_vec(),
             "pcap_ns" => fixture_bytes("pcap_ns.pcap")[..24].to_vec(),
-            // The SHB and first IDB of the multi-section file.
-            "pcapng" => fixture_bytes("pcapng_multi.pcapng")[..108].to_vec(),
+            "pcapng" => {
+                let ng = fixture_bytes("pcapng_multi.pcapng");
+                // The SHB and the three IDBs: the first EPB starts at 220.
+                assert_eq!(ng[220..224], 6u32.to_le_bytes());
+                ng[..220].to_vec()
+            }
             _ => Vec::new(),
         };
         data.extend_from_slice(&tail);
