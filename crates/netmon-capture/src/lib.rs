@@ -39,6 +39,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use netmon_types::{LinkType, Timestamp};
 
+pub mod file;
+pub mod writer;
+
+pub use file::{ByteOrder, FileFormat, FileInfo, FileSource, TsResolution, open_file};
+pub use writer::{PcapNgWriter, PcapWriter, TsPrecision};
+
 /// Metadata of one captured frame.
 ///
 /// `Copy` and borrowed: the interface name points into the source's interface table, so
@@ -241,4 +247,8 @@ pub enum CaptureError {
     /// The operation is not available on this source or platform.
     #[error("{0}")]
     Unsupported(String),
+    /// A caller passed a value the operation cannot represent (e.g. a writer asked to store a
+    /// timestamp before 1970 or a frame larger than the record limit).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
 }
