@@ -136,9 +136,10 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         summary.iface_dropped = src.stats().iface_dropped;
         summary.capture_error = message.clone();
         debug_assert_eq!(summary.packets(), n);
-        match mode {
-            Mode::Json => summary.write_json(&mut out)?,
-            Mode::Text | Mode::Quiet => summary.write_text(&mut out)?,
+        if args.json {
+            summary.write_json(&mut out)?;
+        } else {
+            summary.write_text(&mut out)?;
         }
     }
     out.flush()?;
