@@ -253,10 +253,22 @@ fn crafted_frames_text_and_json() {
         .ack(200)
         .write(&mut v6, &[])
         .unwrap();
+    // 6: ICMP port unreachable quoting the UDP datagram 10.0.0.2:5353 -> 10.0.0.1:53.
+    let mut quoted_dgram = eth_ipv4_udp(5353, 53, b"query")[14..].to_vec();
+    quoted_dgram[12..16].copy_from_slice(&[10, 0, 0, 2]);
+    quoted_dgram[16..20].copy_from_slice(&[10, 0, 0, 1]);
+    let mut unreach = Vec::new();
+    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
+            etherparse::icmpv4::DestUnreachableHeader::Port,
+        ))
+        .write(&mut unreach, &quoted_dgram[..28])
+        .unwrap();
     let path = write_pcap(
         "crafted.pcap",
         LinkType::ETHERNET,
-        &[bad, cut, vxlan, tagged, v6],
+        &[bad, cut, vxlan, tagged, v6, unreach],
     );
     let p = path.to_str().unwrap();
 
@@ -286,13 +298,18 @@ fn crafted_frames_text_and_json() {
         "2023-11-14T22:13:24.123456789Z if0 IPv6 2001:db8::1.443 > 2001:db8::2.50000: TCP [S.] seq 100 ack 200 win 1000 length 0 (74 bytes)"
     );
 
+    assert_eq!(
+        lines[5],
+        "2023-11-14T22:13:25.123456789Z if0 IPv4 10.0.0.1 > 10.0.0.2: ICMP port-unreachable, quoting UDP 10.0.0.2.5353 > 10.0.0.1.53, length 28 (70 bytes)"
+    );
+
     let out = netmon(&["read", "--json", p]);
     assert_eq!(out.status.code(), Some(0));
     let recs: Vec<Value> = stdout(&out)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(recs.len(), 5);
+    assert_eq!(recs.len(), 6);
     for (i, r) in recs.iter().enumerate() {
         check_json_record(r, i + 1);
     }
@@ -349,20 +366,32 @@ fn crafted_frames_text_and_json() {
         (r["tcp"]["seq"].as_u64(), r["tcp"]["ack"].as_u64()),
         (Some(100), Some(200))
     );
+    let r = &recs[5];
+    assert_eq!(r["icmp"]["name"], "port-unreachable");
+    assert_eq!(
+        (r["icmp"]["type"].as_u64(), r["icmp"]["code"].as_u64()),
+        (Some(3), Some(3))
+    );
+    assert_eq!(
+        r["icmp"]["quoted"],
+        serde_json::json!({"version": 4, "src_ip": "10.0.0.2", "dst_ip": "10.0.0.1",
+            "ip_proto": 17, "src_port": 5353, "dst_port": 53})
+    );
 
     // The summary counts what the records show.
     let out = netmon(&["read", "--json", "--quiet", p]);
     let s: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     let s = &s["summary"];
-    assert_eq!(s["packets"], 5);
-    assert_eq!(s["protocols"]["eth"], 5);
+    assert_eq!(s["packets"], 6);
+    assert_eq!(s["protocols"]["eth"], 6);
+    assert_eq!(s["protocols"]["icmp"], 2);
     assert_eq!(s["protocols"]["vlan"], 1);
     assert_eq!(s["protocols"]["udp"], 2);
     assert_eq!(s["inner_protocols"]["udp"], 1);
     assert_eq!(s["tunnels"]["vxlan"], 1);
     assert_eq!(s["bad_checksums"]["udp"], 1);
     assert_eq!(s["parse_errors"]["ipv4"]["truncated"], 1);
-    assert_eq!(s["duration_ns"], 4_000_000_000u64);
+    assert_eq!(s["duration_ns"], 5_000_000_000u64);
     let _ = std::fs::remove_file(&path);
 }
 
@@ -646,4 +675,126 @@ fn corpus_reads_cleanly_as_json() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     eprintln!("{} corpus captures read as JSON", files.len());
+
+    // A few exact lines of real traffic: CDP, LLDP, STP, VXLAN, IPv4 fragments.
+    let line = |file: &str, n: usize| -> String {
+        let out = netmon(&[
+            "read",
+            "-c",
+            &n.to_string(),
+            dir.join(file).to_str().unwrap(),
+        ]);
+        stdout(&out).lines().last().unwrap_or_default().to_owned()
+    };
+    assert_eq!(
+        line("tcpdump_LLDP_and_CDP.pcap", 1),
+        "2010-10-02T03:00:34.141848000Z if0 CDPv2 00:18:ba:98:68:8f > 01:00:0c:cc:cc:cc: device \"S1\" port \"FastEthernet0/13\" platform \"cisco WS-C3560-24TS\" addresses 0.0.0.0 native-vlan 1 ttl 180 (388 bytes)"
+    );
+    assert_eq!(
+        line("tcpdump_LLDP_and_CDP.pcap", 3),
+        "2010-10-02T03:00:41.163180000Z if0 LLDP 00:19:2f:a7:b2:8d > 01:80:c2:00:00:0e: chassis 00:19:2f:a7:b2:8d port \"Uplink to S1\" ttl 120 system \"S2.cisco.com\" (296 bytes)"
+    );
+    assert_eq!(
+        line("tcpdump_802.1D_spanning_tree.pcap", 1),
+        "2008-06-18T11:44:05.787073000Z if0 STP 00:19:06:ea:b8:85 > 01:80:c2:00:00:00: stp root 32768/1/00:19:06:ea:b8:80 cost 0 bridge 32768/1/00:19:06:ea:b8:80 port 0x8005 (60 bytes)"
+    );
+    assert_eq!(
+        line("zeek_tunnels-vxlan.pcap", 1),
+        "2016-07-06T15:20:32.675392000Z if0 IPv4 192.168.56.11.39924 > 192.168.56.12.4789: UDP length 50, VXLAN vni 123: ARP ba:09:2b:6e:f8:be > ff:ff:ff:ff:ff:ff: who-has 10.0.0.2 tell 10.0.0.1 (92 bytes)"
+    );
+    assert_eq!(
+        line("zeek_ipv4-fragmented-1.pcap", 2),
+        "2000-02-19T19:23:55.156077000Z if0 IPv4 164.1.123.163 > 164.1.123.61: frag id 242 offset 48, UDP length 116 (150 bytes)"
+    );
+}
+
+/// A small deterministic PRNG (xorshift64*), so failures reproduce.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+#[test]
+fn mutated_frames_never_break_the_output() {
+    // Valid frames of many kinds, then bit flips and cuts: every record must still give one
+    // text line and one parseable JSON object, and the process must exit 0.
+    let inner = eth_ipv4_udp(5000, 6000, b"inner");
+    let mut vx = vec![0x08, 0, 0, 0, 0, 0, 42, 0];
+    vx.extend_from_slice(&inner);
+    let mut tcp = Vec::new();
+    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .single_vlan(5.try_into().unwrap())
+        .ipv6([1; 16], [2; 16], 64)
+        .tcp(1, 2, 3, 4)
+        .options(&[
+            etherparse::TcpOptionElement::MaximumSegmentSize(1460),
+            etherparse::TcpOptionElement::Noop,
+            etherparse::TcpOptionElement::WindowScale(7),
+            etherparse::TcpOptionElement::SelectiveAcknowledgement(
+                (1, 2),
+                [Some((3, 4)), None, None],
+            ),
+        ])
+        .unwrap()
+        .write(&mut tcp, b"data")
+        .unwrap();
+    let bases = [
+        eth_ipv4_udp(1, 2, b"payload"),
+        eth_ipv4_udp(33333, 4789, &vx),
+        tcp,
+        lldp_frame(b"port", b"system"),
+        std::fs::read(fixtures().join("pcap_le_us.pcap")).unwrap()[24 + 16..24 + 16 + 71].to_vec(),
+    ];
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut frames = Vec::new();
+    for i in 0..3000 {
+        let mut f = bases[i % bases.len()].clone();
+        for _ in 0..1 + rng.below(4) {
+            let at = rng.below(f.len());
+            f[at] ^= 1 << rng.below(8);
+        }
+        if rng.below(3) == 0 {
+            f.truncate(rng.below(f.len() + 1));
+        }
+        frames.push(f);
+    }
+    for link in [
+        LinkType::ETHERNET,
+        LinkType::RAW,
+        LinkType::LINUX_SLL,
+        LinkType::NULL,
+    ] {
+        let path = write_pcap("mutated.pcap", link, &frames);
+        let p = path.to_str().unwrap();
+        let out = netmon(&["read", p]);
+        assert_eq!(out.status.code(), Some(0), "{link:?}: {}", stderr(&out));
+        assert_eq!(stdout(&out).lines().count(), frames.len(), "{link:?}");
+        assert!(
+            !out.stdout.iter().any(|&b| b < 0x20 && b != b'\n'),
+            "{link:?}"
+        );
+        let out = netmon(&["read", "--json", "--stats", p]);
+        assert_eq!(out.status.code(), Some(0), "{link:?}: {}", stderr(&out));
+        let mut n = 0;
+        for l in stdout(&out).lines() {
+            let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{link:?}: {e}: {l}"));
+            n += 1;
+            if n <= frames.len() {
+                check_json_record(&v, n);
+            } else {
+                assert_eq!(v["summary"]["packets"], frames.len() as u64);
+            }
+        }
+        assert_eq!(n, frames.len() + 1, "{link:?}");
+        let _ = std::fs::remove_file(&path);
+    }
 }
