@@ -216,7 +216,7 @@ fn golden_lines_of_the_fixture() {
     let lines: Vec<&str> = stdout(&out).lines().collect();
     assert_eq!(lines.len(), 2);
     assert!(lines[0].starts_with("2023-11-14T22:13:20.123456789Z eth0 IPv4 "));
-    assert!(lines[1].contains(" tun0 IPv6 2001:db8::1 > 2001:db8::2: ICMPv6 echo-request"));
+    assert!(lines[1].contains(" tun0 IPv6 2001:db8::1 > 2001:db8::2: ICMPv6 128/0 echo-request"));
 }
 
 #[test]
@@ -291,7 +291,7 @@ fn crafted_frames_text_and_json() {
     );
     assert_eq!(
         lines[3],
-        "2023-11-14T22:13:23.123456789Z if0 vlan 10 IPv4 10.0.0.1 > 10.0.0.2: ICMP echo-request id 7 seq 9 length 4 (50 bytes)"
+        "2023-11-14T22:13:23.123456789Z if0 vlan 10 IPv4 10.0.0.1 > 10.0.0.2: ICMP 8/0 echo-request id 7 seq 9 length 4 (50 bytes)"
     );
     assert_eq!(
         lines[4],
@@ -300,7 +300,7 @@ fn crafted_frames_text_and_json() {
 
     assert_eq!(
         lines[5],
-        "2023-11-14T22:13:25.123456789Z if0 IPv4 10.0.0.1 > 10.0.0.2: ICMP port-unreachable, quoting UDP 10.0.0.2.5353 > 10.0.0.1.53, length 28 (70 bytes)"
+        "2023-11-14T22:13:25.123456789Z if0 IPv4 10.0.0.1 > 10.0.0.2: ICMP 3/3 port-unreachable, quoting UDP 10.0.0.2.5353 > 10.0.0.1.53, length 28 (70 bytes)"
     );
 
     let out = netmon(&["read", "--json", p]);

@@ -390,7 +390,7 @@ impl fmt::Display for ChunkName {
     }
 }
 
-/// ` ICMP echo-request id 1 seq 2 length 56`, ` ICMP port-unreachable, quoting UDP a.1 > b.2 ...`.
+/// ` ICMP 8/0 echo-request id 1 seq 2 length 56`, ` ICMP 3/3 port-unreachable, quoting UDP a.1 > b.2 ...`.
 fn icmpv4<W: Write>(w: &mut W, i: &Icmpv4<'_>, plen: usize) -> io::Result<()> {
     write!(w, " ICMP ")?;
     icmp_name(w, i.name(), i.type_u8(), i.code_u8())?;
@@ -431,13 +431,10 @@ fn icmpv6<W: Write>(w: &mut W, i: &Icmpv6<'_>, plen: usize) -> io::Result<()> {
     write!(w, " length {plen}")
 }
 
-/// The message name, or `type T code C` when the type is unknown.
+/// `TYPE/CODE NAME`, e.g. `3/3 port-unreachable` (the name is the most specific one known,
+/// `unknown` for types without one).
 fn icmp_name<W: Write>(w: &mut W, name: &str, ty: u8, code: u8) -> io::Result<()> {
-    if name == "unknown" {
-        write!(w, "type {ty} code {code}")
-    } else {
-        write!(w, "{name}")
-    }
+    write!(w, "{ty}/{code} {name}")
 }
 
 /// `, quoting UDP 10.0.0.1.5353 > 10.0.0.2.53` (the invoking packet of an ICMP error).
