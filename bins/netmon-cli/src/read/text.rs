@@ -158,16 +158,21 @@ fn ip_port<W: Write>(w: &mut W, ip: IpAddr, port: Option<u16>) -> io::Result<()>
 /// A short upper-case name of an IP protocol.
 pub(crate) fn ip_proto_name(n: IpNumber) -> Option<&'static str> {
     Some(match n.0 {
+        0 => "IPv6-HopOpts",
         1 => "ICMP",
         2 => "IGMP",
         4 => "IPIP",
         6 => "TCP",
         17 => "UDP",
         41 => "IPv6",
+        43 => "IPv6-Route",
+        44 => "IPv6-Frag",
         47 => "GRE",
         50 => "ESP",
         51 => "AH",
         58 => "ICMPv6",
+        59 => "IPv6-NoNxt",
+        60 => "IPv6-Opts",
         89 => "OSPF",
         103 => "PIM",
         112 => "VRRP",
