@@ -94,6 +94,19 @@ impl<'w, W: Write> Obj<'w, W> {
         write!(self.w, "\"{v}\"")
     }
 
+    /// A string member whose text `f` writes (netmon-produced text, as for [`Obj::display`]).
+    #[inline]
+    pub(crate) fn with(
+        &mut self,
+        key: &str,
+        f: impl FnOnce(&mut W) -> io::Result<()>,
+    ) -> io::Result<()> {
+        self.key(key)?;
+        self.w.write_all(b"\"")?;
+        f(self.w)?;
+        self.w.write_all(b"\"")
+    }
+
     /// A string member from a static name.
     pub(crate) fn str(&mut self, key: &str, v: &str) -> io::Result<()> {
         self.key(key)?;

@@ -13,21 +13,22 @@ use netmon_packet::lldp::Lldp;
 use netmon_packet::{ChecksumStatus, MacAddr, Net, Transport, TunnelKind};
 
 use super::decode::{Decoded, Layered};
+use super::fastfmt::{self, TsFmt};
 use super::proto::LayerList;
-use super::ts_epoch;
 use crate::json::Obj;
 
 /// Writes one record as a JSON line.
 pub(crate) fn write_record<W: Write>(
     w: &mut W,
+    tsf: &mut TsFmt,
     n: u64,
     meta: &PacketMeta<'_>,
     d: &Decoded<'_, '_>,
 ) -> io::Result<()> {
     let mut o = Obj::open(w)?;
     o.u64("n", n)?;
-    o.display("ts", meta.ts)?;
-    o.display("ts_epoch", ts_epoch(meta.ts.as_nanos()))?;
+    o.with("ts", |w| tsf.rfc3339(w, meta.ts))?;
+    o.with("ts_epoch", |w| TsFmt::epoch(w, meta.ts))?;
     o.u64("iface", u64::from(meta.iface))?;
     if let Some(name) = meta.iface_name {
         o.bytes("iface_name", name.as_bytes())?;
@@ -54,10 +55,10 @@ fn layer_fields<W: Write>(
     }
     a.end()?;
     if let Some(m) = p.link.src_mac() {
-        o.display("src_mac", m)?;
+        o.with("src_mac", |w| fastfmt::mac(w, m))?;
     }
     if let Some(m) = p.link.dst_mac() {
-        o.display("dst_mac", m)?;
+        o.with("dst_mac", |w| fastfmt::mac(w, m))?;
     }
     if !p.vlans.is_empty() {
         let mut a = o.arr("vlans")?;
@@ -90,8 +91,8 @@ fn layer_fields<W: Write>(
     }
     match &p.net {
         Net::Ipv4(v) => {
-            o.display("src_ip", v.src())?;
-            o.display("dst_ip", v.dst())?;
+            o.with("src_ip", |w| fastfmt::ipv4(w, v.src()))?;
+            o.with("dst_ip", |w| fastfmt::ipv4(w, v.dst()))?;
             o.u64("ip_proto", u64::from(v.protocol().0))?;
             o.u64("ttl", u64::from(v.ttl()))?;
         }

@@ -7,6 +7,7 @@
 //! checksum verification.
 
 mod decode;
+mod fastfmt;
 mod jsonl;
 mod proto;
 mod summary;
@@ -99,6 +100,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let mut out = BufWriter::with_capacity(OUT_BUFFER, stdout.lock());
     let mut progress = Progress::new(&src, mode == Mode::Quiet || !io::stdout().is_terminal());
     let mut summary = Summary::default();
+    let mut tsf = fastfmt::TsFmt::new();
     let mut n: u64 = 0;
     let mut capture_error = None;
     loop {
@@ -111,8 +113,8 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
                 let meta = &p.meta;
                 decode(meta, p.data, |d| {
                     match mode {
-                        Mode::Text => text::write_record(&mut out, meta, d)?,
-                        Mode::Json => jsonl::write_record(&mut out, n, meta, d)?,
+                        Mode::Text => text::write_record(&mut out, &mut tsf, meta, d)?,
+                        Mode::Json => jsonl::write_record(&mut out, &mut tsf, n, meta, d)?,
                         Mode::Quiet => {}
                     }
                     if stats {

@@ -18,25 +18,41 @@ use netmon_packet::{
 };
 
 use super::decode::{Decoded, Layered};
+use super::fastfmt::{self, TsFmt};
+use crate::json::write_u64;
 
 /// Writes one record as a line.
 pub(crate) fn write_record<W: Write>(
     w: &mut W,
+    tsf: &mut TsFmt,
     meta: &PacketMeta<'_>,
     d: &Decoded<'_, '_>,
 ) -> io::Result<()> {
-    write!(w, "{} ", meta.ts)?;
+    tsf.rfc3339(w, meta.ts)?;
     match meta.iface_name {
-        Some(name) => write!(w, "{}", Escaped::new(name.as_bytes()).max_len(64))?,
-        None => write!(w, "if{}", meta.iface)?,
+        Some(name) => write!(w, " {}", Escaped::new(name.as_bytes()).max_len(64))?,
+        None => {
+            w.write_all(b" if")?;
+            num(w, meta.iface)?;
+        }
     }
     packet(w, &d.outer, d.inner.as_ref())?;
     marks(w, d.outer.pkt, &d.outer.ck, "")?;
+    w.write_all(b" (")?;
+    num(w, meta.orig_len)?;
     if meta.cap_len < meta.orig_len {
-        writeln!(w, " ({} bytes, {} captured)", meta.orig_len, meta.cap_len)
+        w.write_all(b" bytes, ")?;
+        num(w, meta.cap_len)?;
+        w.write_all(b" captured)\n")
     } else {
-        writeln!(w, " ({} bytes)", meta.orig_len)
+        w.write_all(b" bytes)\n")
     }
+}
+
+/// A number in decimal.
+#[inline]
+fn num<W: Write>(w: &mut W, v: impl Into<u64>) -> io::Result<()> {
+    write_u64(w, v.into())
 }
 
 /// The summary of one packet (VLAN tags, network and transport layers, tunnel). `inner` is
@@ -56,11 +72,11 @@ fn packet<W: Write>(
     match &p.net {
         Net::Ipv4(v) => {
             let ports = p.ports();
-            write!(w, " IPv4 ")?;
+            w.write_all(b" IPv4 ")?;
             ip_port(w, IpAddr::V4(v.src()), ports.map(|x| x.0))?;
-            write!(w, " > ")?;
+            w.write_all(b" > ")?;
             ip_port(w, IpAddr::V4(v.dst()), ports.map(|x| x.1))?;
-            write!(w, ":")?;
+            w.write_all(b":")?;
             ip_payload(w, l, inner)
         }
         Net::Ipv6(v) => {
@@ -139,20 +155,27 @@ fn link_name<W: Write>(w: &mut W, p: &Packet<'_>) -> io::Result<()> {
 
 /// ` src > dst` MAC addresses of the link layer (only the source for Linux cooked captures).
 fn macs<W: Write>(w: &mut W, p: &Packet<'_>) -> io::Result<()> {
-    match (p.link.src_mac(), p.link.dst_mac()) {
-        (Some(s), Some(d)) => write!(w, " {s} > {d}"),
-        (Some(s), None) => write!(w, " {s}"),
-        (None, Some(d)) => write!(w, " > {d}"),
-        (None, None) => Ok(()),
+    let (src, dst) = (p.link.src_mac(), p.link.dst_mac());
+    if let Some(s) = src {
+        w.write_all(b" ")?;
+        fastfmt::mac(w, s)?;
     }
+    if let Some(d) = dst {
+        w.write_all(b" > ")?;
+        fastfmt::mac(w, d)?;
+    }
+    Ok(())
 }
 
 /// `addr.port` (tcpdump style) or `addr`.
+#[inline]
 fn ip_port<W: Write>(w: &mut W, ip: IpAddr, port: Option<u16>) -> io::Result<()> {
-    match port {
-        Some(port) => write!(w, "{ip}.{port}"),
-        None => write!(w, "{ip}"),
+    fastfmt::ip(w, ip)?;
+    if let Some(port) = port {
+        w.write_all(b".")?;
+        num(w, port)?;
     }
+    Ok(())
 }
 
 /// A short upper-case name of an IP protocol.
@@ -210,7 +233,10 @@ fn ip_payload<W: Write>(
     let plen = p.payload.len();
     match &p.transport {
         Transport::Tcp(t) => tcp(w, t, plen)?,
-        Transport::Udp(_) => write!(w, " UDP length {plen}")?,
+        Transport::Udp(_) => {
+            w.write_all(b" UDP length ")?;
+            num(w, plen as u64)?;
+        }
         Transport::Sctp(s) => {
             write!(w, " SCTP vtag 0x{:08x}", s.verification_tag())?;
             if let Some(c) = s.first_chunk_type() {
@@ -288,18 +314,22 @@ fn tunnel_kind<W: Write>(w: &mut W, k: &TunnelKind) -> io::Result<()> {
 /// ` TCP [S.] seq 1 ack 2 win 3 options [...] length 0`.
 fn tcp<W: Write>(w: &mut W, t: &Tcp<'_>, plen: usize) -> io::Result<()> {
     let flags = t.flags();
-    write!(w, " TCP [{flags}] seq {}", t.seq())?;
+    write!(w, " TCP [{flags}] seq ")?;
+    num(w, t.seq())?;
     if flags.ack() {
-        write!(w, " ack {}", t.ack())?;
+        w.write_all(b" ack ")?;
+        num(w, t.ack())?;
     }
-    write!(w, " win {}", t.window())?;
+    w.write_all(b" win ")?;
+    num(w, t.window())?;
     let opts = t.header().options();
     if !opts.is_empty() {
-        write!(w, " options [")?;
+        w.write_all(b" options [")?;
         tcp_options(w, opts)?;
-        write!(w, "]")?;
+        w.write_all(b"]")?;
     }
-    write!(w, " length {plen}")
+    w.write_all(b" length ")?;
+    num(w, plen as u64)
 }
 
 /// TCP options in wire order, tcpdump's notation: `mss 1460,nop,wscale 7,sackOK,TS val 1 ecr
