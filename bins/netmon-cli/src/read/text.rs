@@ -645,3 +645,50 @@ fn marks<W: Write>(w: &mut W, p: &Packet<'_>, ck: &Checksums, prefix: &str) -> i
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(bytes: &[u8]) -> String {
+        let mut out = Vec::new();
+        tcp_options(&mut out, bytes).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn tcp_options_in_wire_order() {
+        assert_eq!(
+            opts(&[
+                2, 4, 5, 0xb4, 1, 3, 3, 7, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2
+            ]),
+            "mss 1460,nop,wscale 7,sackOK,TS val 1 ecr 2"
+        );
+        assert_eq!(
+            opts(&[5, 18, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0]),
+            "sack 2 {1:2} {3:4},eol"
+        );
+        assert_eq!(
+            opts(&[30, 4, 0, 0, 34, 2, 99, 3, 1, 1]),
+            "mptcp,tfo,opt-99,nop"
+        );
+        // Impossible lengths stop the walk.
+        assert_eq!(opts(&[1, 2, 1]), "nop,malformed");
+        assert_eq!(opts(&[2, 40, 0, 0]), "malformed");
+        assert_eq!(opts(&[8]), "malformed");
+        assert_eq!(opts(&[]), "");
+        // A SACK whose length is not 2 + 8n is shown by kind only.
+        assert_eq!(opts(&[5, 4, 0, 0]), "opt-5");
+    }
+
+    #[test]
+    fn arp_addresses() {
+        assert_eq!(ArpAddr(&[10, 0, 0, 1]).to_string(), "10.0.0.1");
+        assert_eq!(
+            ArpAddr(&[1, 2, 3, 4, 5, 6]).to_string(),
+            "01:02:03:04:05:06"
+        );
+        assert_eq!(ArpAddr(&[]).to_string(), "-");
+        assert_eq!(ArpAddr(&[0xab, 0xcd]).to_string(), "ab:cd");
+    }
+}
