@@ -1,3 +1,54 @@
 //! `netmon`: the one-shot command-line network monitor.
+//!
+//! `main` only parses the command line and dispatches; each subcommand lives in its own module
+//! and returns `anyhow::Result<()>`. Exit codes: 0 success (also when stdout is a pipe that was
+//! closed early, e.g. `netmon read f | head`), 1 an error (printed as one `netmon: ...` line on
+//! stderr), 2 bad usage (clap).
+#![forbid(unsafe_code)]
 
-fn main() {}
+mod json;
+mod read;
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A network monitor: decode captures, follow flows, raise alerts.
+#[derive(Parser, Debug)]
+#[command(name = "netmon", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Decode a capture file: one line (or JSON object) per packet, and/or a summary.
+    Read(read::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Read(args) => read::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            // Nothing else to do if stderr is gone too.
+            let _ = writeln!(io::stderr(), "netmon: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Whether the error is stdout's reader going away (`EPIPE`): the normal end of
+/// `netmon ... | head`, not a failure.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}

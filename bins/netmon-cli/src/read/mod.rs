@@ -1,0 +1,267 @@
+//! `netmon read FILE`: decode a capture file and print one line (or one JSON object) per
+//! record, and/or a summary.
+//!
+//! The per-record path parses the frame once ([`decode::Decoded`]) and hands it to the
+//! printer of the chosen mode and to the summary counters. With `--quiet` nothing is formatted
+//! per packet: the summary counts into fixed arrays, so reading is bound by parsing and
+//! checksum verification.
+
+mod decode;
+mod fastfmt;
+mod jsonl;
+mod proto;
+mod summary;
+mod text;
+
+use std::fmt;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+use netmon_capture::{CaptureError, CaptureSource, FileSource, Next};
+
+use decode::decode;
+use summary::Summary;
+
+/// Output buffer size for the printing modes.
+const OUT_BUFFER: usize = 256 * 1024;
+
+/// Files at least this large get a progress bar (when stderr is a terminal).
+const PROGRESS_MIN_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Arguments of `netmon read`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
+    /// Capture file to read (pcap or pcapng); `-` reads standard input.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+
+    /// Stop after COUNT records.
+    #[arg(short = 'c', long = "count", value_name = "COUNT")]
+    count: Option<u64>,
+
+    /// One JSON object per record (fields: docs/read-json.md).
+    #[arg(long)]
+    json: bool,
+
+    /// After the records, print a summary (one JSON object with --json).
+    #[arg(long)]
+    stats: bool,
+
+    /// Print only the summary (implies --stats).
+    #[arg(short = 'q', long)]
+    quiet: bool,
+}
+
+/// What is printed per record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Text,
+    Json,
+    Quiet,
+}
+
+/// `secs.nanos` with nine fractional digits (tshark's `frame.time_epoch`), from nanoseconds
+/// since the epoch (or a duration in nanoseconds); negative values get a leading `-`.
+pub(crate) struct EpochSecs(i64);
+
+pub(crate) fn ts_epoch(nanos: i64) -> EpochSecs {
+    EpochSecs(nanos)
+}
+
+impl fmt::Display for EpochSecs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let abs = self.0.unsigned_abs();
+        let sign = if self.0 < 0 { "-" } else { "" };
+        write!(
+            f,
+            "{sign}{}.{:09}",
+            abs / 1_000_000_000,
+            abs % 1_000_000_000
+        )
+    }
+}
+
+/// Runs `netmon read`. Errors: the file could not be read (message ready for
+/// `netmon: <message>`), or writing to stdout failed (a closed pipe is an `io::Error` of kind
+/// `BrokenPipe`, which the caller treats as success).
+pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
+    let mut src = open(&args.file).map_err(|e| anyhow!(describe(&e)))?;
+    let mode = if args.quiet {
+        Mode::Quiet
+    } else if args.json {
+        Mode::Json
+    } else {
+        Mode::Text
+    };
+    let stats = args.stats || args.quiet;
+    let stdout = io::stdout();
+    let mut out = BufWriter::with_capacity(OUT_BUFFER, stdout.lock());
+    let mut progress = Progress::new(&src, mode == Mode::Quiet || !io::stdout().is_terminal());
+    let mut summary = Summary::default();
+    let mut tsf = fastfmt::TsFmt::new();
+    let mut n: u64 = 0;
+    let mut capture_error = None;
+    loop {
+        if args.count.is_some_and(|c| n >= c) {
+            break;
+        }
+        match src.next_packet() {
+            Ok(Next::Packet(p)) => {
+                n += 1;
+                let meta = &p.meta;
+                decode(meta, p.data, |d| {
+                    match mode {
+                        Mode::Text => text::write_record(&mut out, &mut tsf, meta, d)?,
+                        Mode::Json => jsonl::write_record(&mut out, &mut tsf, n, meta, d)?,
+                        Mode::Quiet => {}
+                    }
+                    if stats {
+                        summary.add(meta, d);
+                    }
+                    io::Result::Ok(())
+                })?;
+            }
+            Ok(Next::Timeout) => continue,
+            Ok(Next::End) => break,
+            Err(e) => {
+                capture_error = Some(e);
+                break;
+            }
+        }
+        progress.tick(n, &src);
+    }
+    progress.finish();
+    let message = capture_error.as_ref().map(describe);
+    if stats {
+        summary.iface_dropped = src.stats().iface_dropped;
+        summary.capture_error = message.clone();
+        debug_assert_eq!(summary.packets(), n);
+        if args.json {
+            summary.write_json(&mut out)?;
+        } else {
+            summary.write_text(&mut out)?;
+        }
+    }
+    out.flush()?;
+    match message {
+        Some(m) => Err(anyhow!(m)),
+        None => Ok(()),
+    }
+}
+
+/// Opens a file, or standard input for `-`.
+fn open(path: &std::path::Path) -> Result<FileSource, CaptureError> {
+    if path.as_os_str() == "-" {
+        FileSource::from_reader(io::stdin(), "<stdin>")
+    } else {
+        netmon_capture::open_file(path)
+    }
+}
+
+/// A one-line description of a capture error with a hint what to do:
+/// `<path>: <what> (<hint>)`.
+fn describe(e: &CaptureError) -> String {
+    let line = match e {
+        CaptureError::Io { path, source } => {
+            let hint = match source.kind() {
+                io::ErrorKind::NotFound => "check the path",
+                io::ErrorKind::PermissionDenied => "check the file's permissions",
+                _ => "is it a regular, readable file?",
+            };
+            format!("{path}: {source} ({hint})")
+        }
+        CaptureError::NotACapture { .. } => {
+            format!("{e} (netmon reads pcap and pcapng files)")
+        }
+        CaptureError::Truncated { .. } => {
+            format!("{e} (the file was cut short, e.g. copied while still being written)")
+        }
+        CaptureError::Corrupt { .. } => {
+            format!("{e} (the file is damaged; the packets before it were read)")
+        }
+        CaptureError::UnsupportedLinkType { .. } => {
+            format!("{e} (capture on an Ethernet or \"any\" interface instead)")
+        }
+        _ => e.to_string(),
+    };
+    // One line, whatever a path or an OS message holds.
+    line.replace(['\n', '\r'], " ")
+}
+
+/// A progress bar on stderr for long reads: only when stderr is a terminal, the input's size is
+/// known and at least [`PROGRESS_MIN_BYTES`], and the records are not being printed to the
+/// same terminal. Updated at most every 100 ms, checked every 16384 records.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    last: Instant,
+}
+
+impl Progress {
+    const EVERY: u64 = 1 << 14;
+    const INTERVAL: Duration = Duration::from_millis(100);
+
+    fn new(src: &FileSource, stdout_free: bool) -> Progress {
+        let bar = src
+            .total_bytes()
+            .filter(|&t| t >= PROGRESS_MIN_BYTES && stdout_free && io::stderr().is_terminal())
+            .map(|total| {
+                let bar = indicatif::ProgressBar::with_draw_target(
+                    Some(total),
+                    indicatif::ProgressDrawTarget::stderr_with_hz(10),
+                );
+                if let Ok(style) = indicatif::ProgressStyle::with_template(
+                    "{bar:40} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
+                ) {
+                    bar.set_style(style);
+                }
+                bar
+            });
+        Progress {
+            bar,
+            last: Instant::now(),
+        }
+    }
+
+    #[inline]
+    fn tick(&mut self, n: u64, src: &FileSource) {
+        if n % Self::EVERY != 0 {
+            return;
+        }
+        if let Some(bar) = &self.bar {
+            if self.last.elapsed() >= Self::INTERVAL {
+                bar.set_position(src.bytes_consumed());
+                self.last = Instant::now();
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_format() {
+        assert_eq!(ts_epoch(0).to_string(), "0.000000000");
+        assert_eq!(
+            ts_epoch(1_700_000_000_123_456_789).to_string(),
+            "1700000000.123456789"
+        );
+        assert_eq!(ts_epoch(-1).to_string(), "-0.000000001");
+        assert_eq!(ts_epoch(i64::MIN).to_string(), "-9223372036.854775808");
+    }
+}
