@@ -72,7 +72,7 @@ pub use error::{ErrorKind, Layer, ParseError};
 pub use ip::{Fragment, Ipv4, Ipv6};
 pub use link::{Link, VlanTag};
 pub use netmon_types::{LinkType, Timestamp};
-pub use packet::{Checksums, EtherType, IpNumber, Net, Packet, Transport};
+pub use packet::{ArpPacketSlice, Checksums, EtherType, IpNumber, Net, Packet, Transport};
 pub use text::{Escaped, MacAddr};
 pub use transport::{Tcp, TcpFlags, TcpOptions, Udp};
 pub use tunnel::{Tunnel, TunnelKind};

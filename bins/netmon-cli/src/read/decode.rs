@@ -47,15 +47,16 @@ pub(crate) fn decode<R>(
     data: &[u8],
     f: impl FnOnce(&Decoded<'_, '_>) -> R,
 ) -> R {
-    let pkt = Packet::parse_frame(meta.link_type, data, meta.orig_len as usize);
-    let inner = if pkt.tunnel.is_some() {
-        pkt.inner()
-    } else {
-        None
-    };
-    let d = Decoded {
-        outer: Layered::of(&pkt),
-        inner: inner.as_ref().map(Layered::of),
-    };
-    f(&d)
+    Packet::parse_frame_with(meta.link_type, data, meta.orig_len as usize, |pkt| {
+        let inner = if pkt.tunnel.is_some() {
+            pkt.inner()
+        } else {
+            None
+        };
+        let d = Decoded {
+            outer: Layered::of(pkt),
+            inner: inner.as_ref().map(Layered::of),
+        };
+        f(&d)
+    })
 }

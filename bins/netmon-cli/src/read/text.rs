@@ -526,7 +526,7 @@ impl fmt::Display for ArpAddr<'_> {
 }
 
 /// ` who-has 10.0.0.2 tell 10.0.0.1`, ` 10.0.0.2 is-at aa:bb:cc:dd:ee:ff`.
-fn arp<W: Write>(w: &mut W, a: &etherparse::ArpPacketSlice<'_>) -> io::Result<()> {
+fn arp<W: Write>(w: &mut W, a: &netmon_packet::ArpPacketSlice<'_>) -> io::Result<()> {
     let (sha, spa) = (
         ArpAddr(a.sender_hw_addr()),
         ArpAddr(a.sender_protocol_addr()),
