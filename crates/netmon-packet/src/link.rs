@@ -242,7 +242,7 @@ impl VlanTag {
     }
 }
 
-/// The VLAN tags of a frame, outermost first, at most [`VlanStack::MAX`] of them (a frame with
+/// The VLAN tags of a frame, outermost first, at most [`MAX_VLANS`] of them (a frame with
 /// more gets [`ErrorKind::TooDeep`]).
 pub type VlanStack = ArrayVec<VlanTag, { MAX_VLANS }>;
 

@@ -197,7 +197,7 @@ impl Proto {
         }
     }
 
-    /// This protocol's bit in a [`LayerList::mask`].
+    /// This protocol's bit in a layer mask ([`LayerList`]).
     pub(crate) const fn bit(self) -> u64 {
         1 << (self as u8)
     }
