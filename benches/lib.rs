@@ -22,13 +22,7 @@ pub fn workspace_root() -> PathBuf {
 /// from this package's directory (the main checkout has it at `../shared`, a worktree further
 /// up).
 pub fn shared_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("NETMON_SHARED") {
-        return Some(PathBuf::from(dir));
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .map(|d| d.join("shared"))
-        .find(|d| d.join("tools").join("gen_pcap.py").is_file())
+    netmon_testkit::shared_dir(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// Path of `gen_pcap.py`. Panics with a clear message when it cannot be found: the benchmarks

@@ -604,43 +604,13 @@ fn hostile_strings_are_escaped() {
     let _ = std::fs::remove_file(&path);
 }
 
-/// The shared corpus: `NETMON_CORPUS`, or a `shared/corpus` directory beside an ancestor of
-/// this crate.
-fn corpus_dir() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("NETMON_CORPUS") {
-        return Some(PathBuf::from(p));
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .map(|a| a.join("shared").join("corpus"))
-        .find(|c| c.is_dir())
-}
-
 #[test]
 fn corpus_reads_cleanly_as_json() {
-    if std::env::var("NETMON_SKIP_CORPUS").as_deref() == Ok("1") {
-        eprintln!("NETMON_SKIP_CORPUS=1: corpus test skipped");
+    let Some(corpus) = netmon_testkit::corpus(env!("CARGO_MANIFEST_DIR")) else {
         return;
-    }
-    let dir = corpus_dir().unwrap_or_else(|| {
-        panic!(
-            "capture corpus not found (looked for shared/corpus above {}): set NETMON_CORPUS, or \
-             NETMON_SKIP_CORPUS=1 to skip this test",
-            env!("CARGO_MANIFEST_DIR")
-        )
-    });
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x != "tsv" && x != "md"))
-        .collect();
-    files.sort();
-    assert!(
-        files.len() >= 10,
-        "only {} captures in {}",
-        files.len(),
-        dir.display()
-    );
+    };
+    let dir = corpus.dir().to_path_buf();
+    let files = corpus.captures();
     let mut failures = Vec::new();
     for path in &files {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();

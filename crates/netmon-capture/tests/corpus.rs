@@ -5,60 +5,17 @@
 //! this crate's ancestors. `NETMON_SKIP_CORPUS=1` skips the test; otherwise a missing corpus
 //! fails it.
 
-use std::path::{Path, PathBuf};
+use netmon_capture::{CaptureSource, Next, open_file};
 
-use netmon_capture::{CaptureSource, Next, Timestamp, open_file};
-
-fn corpus_dir() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("NETMON_CORPUS") {
-        return Some(PathBuf::from(p));
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .map(|a| a.join("shared").join("corpus"))
-        .find(|c| c.is_dir())
-}
-
-/// tshark's `secs.nanos` (nine fractional digits).
-fn parse_ts(s: &str) -> Option<Timestamp> {
-    let (secs, frac) = s.split_once('.')?;
-    if frac.len() > 9 {
-        return None;
-    }
-    let nanos: u32 = format!("{frac:0<9}").parse().ok()?;
-    Some(Timestamp::from_secs_nanos(secs.parse().ok()?, nanos))
-}
-
-#[test]
-fn parse_ts_forms() {
-    assert_eq!(
-        parse_ts("5.000000001"),
-        Some(Timestamp::from_nanos(5_000_000_001))
-    );
-    assert_eq!(parse_ts("5.5"), Some(Timestamp::from_nanos(5_500_000_000)));
-    assert_eq!(parse_ts("5"), None);
-}
+use netmon_testkit::parse_epoch as parse_ts;
 
 #[test]
 fn corpus_matches_tshark_oracle() {
-    if std::env::var("NETMON_SKIP_CORPUS").as_deref() == Ok("1") {
-        eprintln!("NETMON_SKIP_CORPUS=1: corpus test skipped");
+    let Some(corpus) = netmon_testkit::corpus(env!("CARGO_MANIFEST_DIR")) else {
         return;
-    }
-    let dir = corpus_dir().unwrap_or_else(|| {
-        panic!(
-            "capture corpus not found (looked for shared/corpus above {}): set NETMON_CORPUS to the \
-             corpus directory, or NETMON_SKIP_CORPUS=1 to skip this test",
-            env!("CARGO_MANIFEST_DIR")
-        )
-    });
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e} (set NETMON_CORPUS)", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x != "tsv" && x != "md"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no captures in {}", dir.display());
+    };
+    let dir = corpus.dir().to_path_buf();
+    let files = corpus.captures();
 
     let mut failures = Vec::new();
     let mut checked_ts = 0usize;

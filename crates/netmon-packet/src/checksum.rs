@@ -454,34 +454,9 @@ fn verify_inner(
 pub(crate) mod corpus {
     use std::path::PathBuf;
 
-    /// The corpus directory: `$NETMON_CORPUS`, or the first `shared/corpus` found walking up
-    /// from this crate. When neither exists the calling test fails, unless
-    /// `NETMON_SKIP_CORPUS=1` says to skip it (then `None`).
+    /// The corpus directory (see `netmon_testkit::corpus`): `None` when skipped.
     pub(crate) fn dir() -> Option<PathBuf> {
-        if let Some(p) = std::env::var_os("NETMON_CORPUS") {
-            let p = PathBuf::from(p);
-            assert!(
-                p.is_dir(),
-                "NETMON_CORPUS={} is not a directory",
-                p.display()
-            );
-            return Some(p);
-        }
-        let mut d = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        loop {
-            let c = d.join("shared").join("corpus");
-            if c.is_dir() {
-                return Some(c);
-            }
-            if !d.pop() {
-                assert!(
-                    std::env::var_os("NETMON_SKIP_CORPUS").is_some_and(|v| v == "1"),
-                    "capture corpus not found: set NETMON_CORPUS to ../shared/corpus, \
-                     or NETMON_SKIP_CORPUS=1 to skip corpus tests"
-                );
-                return None;
-            }
-        }
+        netmon_testkit::corpus(env!("CARGO_MANIFEST_DIR")).map(|c| c.dir().to_path_buf())
     }
 
     /// One IP packet of a corpus frame, decoded by etherparse (lax).

@@ -95,36 +95,11 @@ struct Exception {
 /// and every (frame, field) and aggregate item it lists must still differ.
 const EXCEPTIONS: &[Exception] = &[];
 
-fn corpus_dir() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("NETMON_CORPUS") {
-        return Some(PathBuf::from(p));
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .map(|a| a.join("shared").join("corpus"))
-        .find(|c| c.is_dir())
-}
-
 /// The corpus captures (sorted), or `None` when skipped.
 fn corpus_files() -> Option<(PathBuf, Vec<PathBuf>)> {
-    if std::env::var("NETMON_SKIP_CORPUS").as_deref() == Ok("1") {
-        eprintln!("NETMON_SKIP_CORPUS=1: corpus test skipped");
-        return None;
-    }
-    let dir = corpus_dir().unwrap_or_else(|| {
-        panic!(
-            "capture corpus not found (looked for shared/corpus above {}): set NETMON_CORPUS to \
-             the corpus directory, or NETMON_SKIP_CORPUS=1 to skip this test",
-            env!("CARGO_MANIFEST_DIR")
-        )
-    });
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e} (set NETMON_CORPUS)", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no captures in {}", dir.display());
+    let corpus = netmon_testkit::corpus(env!("CARGO_MANIFEST_DIR"))?;
+    let files = corpus.captures();
+    let dir = corpus.dir().to_path_buf();
     Some((dir, files))
 }
 
