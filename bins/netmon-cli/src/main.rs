@@ -6,6 +6,8 @@
 //! stderr), 2 bad usage (clap).
 #![forbid(unsafe_code)]
 
+mod flows;
+mod input;
 mod json;
 mod read;
 
@@ -26,12 +28,15 @@ struct Cli {
 enum Command {
     /// Decode a capture file: one line (or JSON object) per packet, and/or a summary.
     Read(read::Args),
+    /// Follow the flows of a capture file: one record per flow (table, JSON lines or CSV).
+    Flows(flows::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Read(args) => read::run(args),
+        Command::Flows(args) => flows::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

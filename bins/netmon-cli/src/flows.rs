@@ -1,0 +1,268 @@
+//! `netmon flows FILE`: follow the flows of a capture and print one record per flow as it ends
+//! (fields: docs/flows.md).
+//!
+//! Records stream out in the order flows end (timeouts during the capture, then the rest in
+//! creation order at the end of the file): the same file always gives the same bytes.
+
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, anyhow};
+use clap::ValueEnum;
+use netmon_capture::{CaptureSource, Next};
+use netmon_engine::{Engine, EngineConfig, EngineSink, Filter, FlowRecord};
+use netmon_flow::{EndReason, Flow};
+use netmon_packet::Escaped;
+
+use crate::input::{Progress, describe, open};
+
+/// Output format of `netmon flows`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    /// Aligned columns for people.
+    Table,
+    /// One JSON object per line.
+    Jsonl,
+    /// Comma-separated values with a header line.
+    Csv,
+}
+
+/// Arguments of `netmon flows`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
+    /// Capture file to read (pcap or pcapng); `-` reads standard input.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+
+    /// Only flows matching this expression, e.g. `tcp and dst port 443` (syntax: docs/flows.md).
+    #[arg(long, value_name = "EXPR")]
+    filter: Option<String>,
+
+    /// After the records, print a summary to stderr.
+    #[arg(long)]
+    stats: bool,
+}
+
+/// Writes records as flows end. I/O errors are kept and reported after the packet that caused
+/// them (the flow table cannot return errors from its callbacks).
+struct Out<W: Write> {
+    out: W,
+    format: Format,
+    filter: Option<Filter>,
+    printed: u64,
+    error: Option<io::Error>,
+}
+
+impl<W: Write> Out<W> {
+    fn header(&mut self) -> io::Result<()> {
+        match self.format {
+            Format::Table => writeln!(
+                self.out,
+                "{:<6} {:<47} {:<47} {:>8} {:>12} {:>8} {:>12} {:>12} {:<12} end",
+                "proto",
+                "src",
+                "dst",
+                "pkts>",
+                "bytes>",
+                "pkts<",
+                "bytes<",
+                "duration",
+                "state",
+            ),
+            Format::Csv => writeln!(
+                self.out,
+                "id,proto,src_ip,src_port,dst_ip,dst_port,packets_c2s,bytes_c2s,packets_s2c,bytes_s2c,\
+                 payload_bytes_c2s,payload_bytes_s2c,first_seen,last_seen,duration_ns,state,end_reason,\
+                 vlan,iface,iface_name,icmp_errors,outer"
+            ),
+            Format::Jsonl => Ok(()),
+        }
+    }
+
+    fn write(&mut self, r: &FlowRecord) -> io::Result<()> {
+        match self.format {
+            Format::Jsonl => {
+                r.write_json(&mut self.out)?;
+                self.out.write_all(b"\n")
+            }
+            Format::Csv => write_csv(&mut self.out, r),
+            Format::Table => write_table(&mut self.out, r),
+        }
+    }
+}
+
+impl<W: Write, E> EngineSink<E> for Out<W> {
+    fn flow_ended(&mut self, flow: &Flow<E>, iface_name: Option<&str>) {
+        if self.error.is_some() {
+            return;
+        }
+        let r = FlowRecord::new(flow, iface_name);
+        if self.filter.as_ref().is_some_and(|f| !f.matches(&r)) {
+            return;
+        }
+        self.printed += 1;
+        if let Err(e) = self.write(&r) {
+            self.error = Some(e);
+        }
+    }
+}
+
+/// `ip:port`, `[v6]:port`, or the bare address without a port.
+struct Endpoint<'a>(&'a std::net::IpAddr, Option<u16>);
+
+impl std::fmt::Display for Endpoint<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.0, self.1) {
+            (std::net::IpAddr::V6(a), Some(p)) => write!(f, "[{a}]:{p}"),
+            (a, Some(p)) => write!(f, "{a}:{p}"),
+            (a, None) => write!(f, "{a}"),
+        }
+    }
+}
+
+fn write_table<W: Write>(w: &mut W, r: &FlowRecord) -> io::Result<()> {
+    let secs = r.duration_ns as f64 / 1e9;
+    writeln!(
+        w,
+        "{:<6} {:<47} {:<47} {:>8} {:>12} {:>8} {:>12} {:>11.3}s {:<12} {}",
+        r.proto.to_string(),
+        Endpoint(&r.src_ip, r.src_port).to_string(),
+        Endpoint(&r.dst_ip, r.dst_port).to_string(),
+        r.packets_c2s,
+        r.bytes_c2s,
+        r.packets_s2c,
+        r.bytes_s2c,
+        secs,
+        r.state,
+        r.end_reason.unwrap_or("-"),
+    )
+}
+
+/// A CSV field: quoted (RFC 4180) when it holds a comma, quote or line break.
+struct Csv<'a>(&'a str);
+
+impl std::fmt::Display for Csv<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.contains([',', '"', '\n', '\r']) {
+            write!(f, "\"{}\"", self.0.replace('"', "\"\""))
+        } else {
+            f.write_str(self.0)
+        }
+    }
+}
+
+fn write_csv<W: Write>(w: &mut W, r: &FlowRecord) -> io::Result<()> {
+    let opt = |v: Option<u16>| v.map(|p| p.to_string()).unwrap_or_default();
+    let vlan = r
+        .vlan
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(";");
+    // Interface names come from the capture file: escape them like every untrusted string.
+    let name = r
+        .iface_name
+        .as_deref()
+        .map(|n| Escaped::new(n.as_bytes()).to_string())
+        .unwrap_or_default();
+    let outer = match &r.outer {
+        Some(k) => serde_json::to_string(k).map_err(io::Error::from)?,
+        None => String::new(),
+    };
+    writeln!(
+        w,
+        "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+        r.id,
+        r.proto,
+        r.src_ip,
+        opt(r.src_port),
+        r.dst_ip,
+        opt(r.dst_port),
+        r.packets_c2s,
+        r.bytes_c2s,
+        r.packets_s2c,
+        r.bytes_s2c,
+        r.payload_bytes_c2s,
+        r.payload_bytes_s2c,
+        r.first_seen.0.rfc3339(),
+        r.last_seen.0.rfc3339(),
+        r.duration_ns,
+        r.state,
+        r.end_reason.unwrap_or(""),
+        vlan,
+        r.iface,
+        Csv(&name),
+        r.icmp_errors,
+        Csv(&outer),
+    )
+}
+
+/// Runs `netmon flows`.
+pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
+    let filter = match &args.filter {
+        Some(f) => {
+            Some(Filter::parse(f).map_err(|e| anyhow!("{e} (see docs/flows.md for the syntax)"))?)
+        }
+        None => None,
+    };
+    let mut src = open(&args.file).map_err(|e| anyhow!(describe(&e)))?;
+    let stdout = io::stdout();
+    let mut sink = Out {
+        out: BufWriter::with_capacity(256 * 1024, stdout.lock()),
+        format: args.format,
+        filter,
+        printed: 0,
+        error: None,
+    };
+    sink.header()?;
+    let mut engine: Engine = Engine::new(EngineConfig::default());
+    let mut progress = Progress::new(&src, !io::stdout().is_terminal());
+    let mut n = 0u64;
+    let capture_error = loop {
+        match src.next_packet() {
+            Ok(Next::Packet(p)) => {
+                n += 1;
+                engine.process(&p.meta, p.data, &mut sink);
+                if let Some(e) = sink.error.take() {
+                    return Err(e).context("writing flow records");
+                }
+                progress.tick(n, &src);
+            }
+            Ok(Next::Timeout) => {}
+            Ok(Next::End) => break None,
+            Err(e) => break Some(e),
+        }
+    };
+    progress.finish();
+    engine.finish(EndReason::EndOfCapture, &mut sink);
+    if let Some(e) = sink.error.take() {
+        return Err(e).context("writing flow records");
+    }
+    sink.out.flush()?;
+    if args.stats {
+        let s = engine.summary();
+        let mut err = io::stderr().lock();
+        writeln!(
+            err,
+            "packets {} ({} IP, {} other, {} with parse errors), bytes {}, flows {} ({} printed), \
+             evicted {}, fragments orphaned {}",
+            s.packets,
+            s.ip_packets,
+            s.non_ip_packets,
+            s.parse_errors,
+            s.bytes,
+            s.flows.created,
+            sink.printed,
+            s.flows.ended_by(EndReason::Evicted),
+            s.flows.fragments_orphaned,
+        )?;
+    }
+    match capture_error {
+        Some(e) => Err(anyhow!(describe(&e))),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,281 @@
+//! The netmon pipeline, shared by `netmon`, `netmond` and embedders:
+//!
+//! ```text
+//! CaptureSource ─▶ parse (netmon-packet) ─▶ flow table (netmon-flow) ─▶ EngineSink
+//!                                              └─ per-flow extension (classifier)
+//! ```
+//!
+//! One [`Engine`] owns one flow table and processes packets on the calling thread: no lock, no
+//! allocation per packet for existing flows. Flow events (started, updated, ended) reach an
+//! [`EngineSink`]; [`FlowRecord`] is the serialisable form of a flow.
+//!
+//! ```no_run
+//! use netmon_engine::{Engine, EngineConfig, EngineSink, FlowRecord};
+//! use netmon_flow::Flow;
+//!
+//! struct Print;
+//! impl EngineSink<()> for Print {
+//!     fn flow_ended(&mut self, flow: &Flow<()>, iface_name: Option<&str>) {
+//!         let r = FlowRecord::new(flow, iface_name);
+//!         println!("{}", serde_json::to_string(&r).unwrap());
+//!     }
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut source = netmon_capture::open_file("capture.pcapng")?;
+//! let mut engine: Engine = Engine::new(EngineConfig::default());
+//! let outcome = engine.run(&mut source, &mut Print);
+//! eprintln!("{} packets, {} flows", outcome.summary.packets, outcome.summary.flows.created);
+//! if let Some(e) = outcome.error {
+//!     return Err(e.into());
+//! }
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
+pub mod filter;
+pub mod record;
+
+use netmon_capture::{CaptureError, CaptureSource, CaptureStats, Next, PacketMeta};
+use netmon_flow::{
+    EndReason, Flow, FlowConfig, FlowExt, FlowSink, FlowTable, PacketInfo, TableStats,
+};
+use netmon_packet::{Net, Packet};
+use netmon_types::Timestamp;
+
+pub use filter::{Filter, FilterError};
+pub use record::FlowRecord;
+
+/// Pipeline configuration.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Flow table settings.
+    pub flow: FlowConfig,
+}
+
+/// Receives what the pipeline produces. Every method has an empty default.
+pub trait EngineSink<E> {
+    /// A flow started (its first packet is counted).
+    fn flow_started(&mut self, _flow: &Flow<E>, _iface_name: Option<&str>) {}
+    /// A long flow's periodic update (active timeout).
+    fn flow_updated(&mut self, _flow: &Flow<E>, _iface_name: Option<&str>) {}
+    /// A flow ended; `flow.core.end_reason` says why.
+    fn flow_ended(&mut self, _flow: &Flow<E>, _iface_name: Option<&str>) {}
+}
+
+impl<E> EngineSink<E> for () {}
+
+/// Collects every ended flow as a [`FlowRecord`].
+impl<E> EngineSink<E> for Vec<FlowRecord> {
+    fn flow_ended(&mut self, flow: &Flow<E>, iface_name: Option<&str>) {
+        self.push(FlowRecord::new(flow, iface_name));
+    }
+}
+
+/// Counters of one run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Frames read.
+    pub packets: u64,
+    /// Bytes on the wire (original frame lengths).
+    pub bytes: u64,
+    /// Frames with an IP layer.
+    pub ip_packets: u64,
+    /// Frames without one (ARP, LLDP, STP, unparsable...).
+    pub non_ip_packets: u64,
+    /// Frames whose parse stopped with an error (they still count where they could).
+    pub parse_errors: u64,
+    /// First packet's timestamp.
+    pub first: Option<Timestamp>,
+    /// Last packet's timestamp (the latest seen).
+    pub last: Option<Timestamp>,
+    /// The flow table's counters.
+    pub flows: TableStats,
+    /// The capture source's counters (kernel drops for live sources).
+    pub capture: CaptureStats,
+}
+
+/// What [`Engine::run`] returns: the counters, and the error that ended the source early (a
+/// truncated file), after every complete packet was processed and every flow was ended.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Counters.
+    pub summary: Summary,
+    /// The source's error, if it ended with one.
+    pub error: Option<CaptureError>,
+}
+
+/// The pipeline.
+pub struct Engine<E: FlowExt = ()> {
+    table: FlowTable<E>,
+    ctx: E::Ctx,
+    iface_names: Vec<Option<String>>,
+    summary: Summary,
+}
+
+impl<E: FlowExt> Engine<E>
+where
+    E::Ctx: Default,
+{
+    /// A pipeline with a default extension context.
+    pub fn new(cfg: EngineConfig) -> Engine<E> {
+        Engine::with_context(cfg, E::Ctx::default())
+    }
+}
+
+impl<E: FlowExt> Engine<E> {
+    /// A pipeline whose flow extension uses `ctx` (e.g. a configured classifier context).
+    pub fn with_context(cfg: EngineConfig, ctx: E::Ctx) -> Engine<E> {
+        Engine {
+            table: FlowTable::new(cfg.flow),
+            ctx,
+            iface_names: Vec::new(),
+            summary: Summary::default(),
+        }
+    }
+
+    /// The flow table (for inspection; memory figures).
+    pub fn table(&self) -> &FlowTable<E> {
+        &self.table
+    }
+
+    /// The extension context.
+    pub fn context(&self) -> &E::Ctx {
+        &self.ctx
+    }
+
+    /// Counters so far.
+    pub fn summary(&self) -> Summary {
+        Summary {
+            flows: self.table.stats(),
+            ..self.summary.clone()
+        }
+    }
+
+    /// The name of a capture interface, as far as the source said.
+    pub fn iface_name(&self, iface: u32) -> Option<&str> {
+        self.iface_names
+            .get(iface as usize)
+            .and_then(|n| n.as_deref())
+    }
+
+    /// Processes one frame.
+    pub fn process<S: EngineSink<E>>(&mut self, meta: &PacketMeta<'_>, data: &[u8], sink: &mut S) {
+        let s = &mut self.summary;
+        s.packets += 1;
+        s.bytes += u64::from(meta.orig_len);
+        if s.first.is_none() {
+            s.first = Some(meta.ts);
+        }
+        if s.last.is_none_or(|l| meta.ts > l) {
+            s.last = Some(meta.ts);
+        }
+        self.learn_iface(meta);
+        let info = PacketInfo {
+            ts: meta.ts,
+            iface: meta.iface,
+            wire_len: meta.orig_len,
+        };
+        let (table, ctx, summary) = (&mut self.table, &mut self.ctx, &mut self.summary);
+        let mut adapter = Adapter {
+            sink,
+            names: &self.iface_names,
+        };
+        Packet::parse_frame_with(meta.link_type, data, meta.orig_len as usize, |p| {
+            if p.error.is_some() {
+                summary.parse_errors += 1;
+            }
+            match p.net {
+                Net::Ipv4(_) | Net::Ipv6(_) => summary.ip_packets += 1,
+                _ => summary.non_ip_packets += 1,
+            }
+            table.observe(info, p, ctx, &mut adapter);
+        });
+    }
+
+    /// Ends every flow with `reason` (end of capture, shutdown).
+    pub fn finish<S: EngineSink<E>>(&mut self, reason: EndReason, sink: &mut S) {
+        let mut adapter = Adapter {
+            sink,
+            names: &self.iface_names,
+        };
+        self.table.flush(reason, &mut self.ctx, &mut adapter);
+    }
+
+    /// Reads `source` to its end, processes every frame, then ends every flow.
+    pub fn run<S: EngineSink<E>>(
+        &mut self,
+        source: &mut dyn CaptureSource,
+        sink: &mut S,
+    ) -> Outcome {
+        let error = loop {
+            match source.next_packet() {
+                Ok(Next::Packet(p)) => self.process(&p.meta, p.data, sink),
+                Ok(Next::Timeout) => {}
+                Ok(Next::End) => break None,
+                Err(e) => break Some(e),
+            }
+        };
+        self.finish(EndReason::EndOfCapture, sink);
+        self.summary.capture = source.stats();
+        Outcome {
+            summary: self.summary(),
+            error,
+        }
+    }
+
+    fn learn_iface(&mut self, meta: &PacketMeta<'_>) {
+        let i = meta.iface as usize;
+        if i >= self.iface_names.len() {
+            // Bounded by the source's interface table; allocates once per new interface.
+            if i > 65_535 {
+                return;
+            }
+            self.iface_names.resize(i + 1, None);
+        }
+        if let (Some(slot @ None), Some(name)) = (self.iface_names.get_mut(i), meta.iface_name) {
+            *slot = Some(name.to_owned());
+        }
+    }
+}
+
+/// Turns flow-table events into engine-sink calls with interface names.
+struct Adapter<'s, S> {
+    sink: &'s mut S,
+    names: &'s [Option<String>],
+}
+
+impl<E, S: EngineSink<E>> FlowSink<E> for Adapter<'_, S> {
+    fn on_start(&mut self, flow: &Flow<E>) {
+        let n = self
+            .names
+            .get(usize::from(flow.core.key.iface()))
+            .and_then(|n| n.as_deref());
+        self.sink.flow_started(flow, n);
+    }
+    fn on_update(&mut self, flow: &Flow<E>) {
+        let n = self
+            .names
+            .get(usize::from(flow.core.key.iface()))
+            .and_then(|n| n.as_deref());
+        self.sink.flow_updated(flow, n);
+    }
+    fn on_end(&mut self, flow: &Flow<E>) {
+        let n = self
+            .names
+            .get(usize::from(flow.core.key.iface()))
+            .and_then(|n| n.as_deref());
+        self.sink.flow_ended(flow, n);
+    }
+}

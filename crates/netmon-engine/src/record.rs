@@ -1,0 +1,446 @@
+//! The flow record: what `netmon flows` prints, the daemon stores and the API serves.
+//!
+//! Field names are a contract (documented in `docs/flows.md`): endpoints are initiator →
+//! responder, bytes are original frame lengths, times are the packets' clock in RFC 3339 with
+//! nanoseconds.
+
+use core::net::IpAddr;
+
+use netmon_flow::{DirStats, Flow, FlowCore, FlowKey, Side};
+use netmon_types::Timestamp;
+use serde::Serialize;
+use serde::ser::{SerializeStruct, Serializer};
+
+/// Lower-case protocol name for the IP protocols netmon names, else the number as a string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProtoName(pub u8);
+
+impl ProtoName {
+    /// The name, if the protocol has one here.
+    pub const fn name(self) -> Option<&'static str> {
+        Some(match self.0 {
+            1 => "icmp",
+            2 => "igmp",
+            6 => "tcp",
+            17 => "udp",
+            47 => "gre",
+            50 => "esp",
+            51 => "ah",
+            58 => "icmpv6",
+            132 => "sctp",
+            136 => "udplite",
+            33 => "dccp",
+            4 => "ipip",
+            41 => "ipv6",
+            _ => return None,
+        })
+    }
+}
+
+impl core::fmt::Display for ProtoName {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.name() {
+            Some(n) => f.write_str(n),
+            None => write!(f, "{}", self.0),
+        }
+    }
+}
+
+impl Serialize for ProtoName {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A timestamp serialised as RFC 3339 with nanoseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Rfc3339(pub Timestamp);
+
+impl Serialize for Rfc3339 {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0.rfc3339())
+    }
+}
+
+/// TCP flag counts of one direction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TcpCounts {
+    /// SYN (including SYN-ACK).
+    pub syn: u16,
+    /// FIN.
+    pub fin: u16,
+    /// RST.
+    pub rst: u16,
+    /// PSH.
+    pub psh: u32,
+    /// URG.
+    pub urg: u16,
+    /// ECE.
+    pub ece: u16,
+    /// CWR.
+    pub cwr: u16,
+    /// Estimated retransmissions (data segments wholly below the highest sequence seen).
+    pub retransmits: u32,
+}
+
+impl From<&DirStats> for TcpCounts {
+    fn from(d: &DirStats) -> Self {
+        TcpCounts {
+            syn: d.syn,
+            fin: d.fin,
+            rst: d.rst,
+            psh: d.psh,
+            urg: d.urg,
+            ece: d.ece,
+            cwr: d.cwr,
+            retransmits: d.retransmits,
+        }
+    }
+}
+
+/// A flow key as it appears inside a record (`outer`, `quoted`): the key's two endpoints in
+/// key order (not initiator order), protocol, interface and VLANs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyRecord(pub FlowKey);
+
+impl Serialize for KeyRecord {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let k = &self.0;
+        let (a, b) = (k.endpoint(Side::Lo), k.endpoint(Side::Hi));
+        let port = |p: u16| (k.has_ports() && !is_icmp(k.proto())).then_some(p);
+        let mut st = s.serialize_struct("Key", 7)?;
+        st.serialize_field("proto", &ProtoName(k.proto()))?;
+        st.serialize_field("a_ip", &a.ip)?;
+        st.serialize_field("a_port", &port(a.port))?;
+        st.serialize_field("b_ip", &b.ip)?;
+        st.serialize_field("b_port", &port(b.port))?;
+        st.serialize_field("iface", &k.iface())?;
+        st.serialize_field("vlan", &k.vlan().ids().collect::<Vec<_>>())?;
+        st.end()
+    }
+}
+
+fn is_icmp(proto: u8) -> bool {
+    proto == 1 || proto == 58
+}
+
+/// One flow, owned and serialisable.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FlowRecord {
+    /// Unique within one run, in creation order.
+    pub id: u64,
+    /// `tcp`, `udp`, `icmp`, `icmpv6`, ... or the IP protocol number as a string.
+    pub proto: ProtoName,
+    /// Initiator address.
+    pub src_ip: IpAddr,
+    /// Initiator port (`null` for protocols without ports, ICMP included).
+    pub src_port: Option<u16>,
+    /// Responder address.
+    pub dst_ip: IpAddr,
+    /// Responder port.
+    pub dst_port: Option<u16>,
+    /// ICMP/ICMPv6 echo identifier, for ping flows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub icmp_id: Option<u16>,
+    /// Packets initiator → responder.
+    pub packets_c2s: u64,
+    /// Bytes on the wire (original frame lengths) initiator → responder.
+    pub bytes_c2s: u64,
+    /// Packets responder → initiator.
+    pub packets_s2c: u64,
+    /// Bytes on the wire responder → initiator.
+    pub bytes_s2c: u64,
+    /// Transport payload bytes initiator → responder.
+    pub payload_bytes_c2s: u64,
+    /// Transport payload bytes responder → initiator.
+    pub payload_bytes_s2c: u64,
+    /// First packet's timestamp.
+    pub first_seen: Rfc3339,
+    /// Last packet's timestamp.
+    pub last_seen: Rfc3339,
+    /// `last_seen - first_seen` in nanoseconds.
+    pub duration_ns: i64,
+    /// TCP state (`syn_sent`, `established`, `closed`, `reset`, ...); `none` for other protocols.
+    pub state: &'static str,
+    /// Why the record ended (`fin`, `rst`, `idle_timeout`, `active_timeout`, `evicted`,
+    /// `end_of_capture`, `shutdown`); `null` for a periodic update of a live flow.
+    pub end_reason: Option<&'static str>,
+    /// VLAN ids, outermost first.
+    pub vlan: Vec<u16>,
+    /// Capture interface index.
+    pub iface: u32,
+    /// Capture interface name, when the source knows it.
+    pub iface_name: Option<String>,
+    /// TCP flag counts initiator → responder (TCP only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp_c2s: Option<TcpCounts>,
+    /// TCP flag counts responder → initiator (TCP only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp_s2c: Option<TcpCounts>,
+    /// ICMP errors seen that quote this flow.
+    pub icmp_errors: u32,
+    /// For ICMP flows carrying errors: the flow the latest error quoted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quoted: Option<KeyRecord>,
+    /// For flows inside a tunnel: the flow that carried them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outer: Option<KeyRecord>,
+}
+
+impl FlowRecord {
+    /// Builds the record of a flow. `iface_name` comes from the capture source.
+    pub fn new<E>(flow: &Flow<E>, iface_name: Option<&str>) -> FlowRecord {
+        FlowRecord::from_core(&flow.core, iface_name)
+    }
+
+    /// Builds the record from the tracker's part of a flow.
+    pub fn from_core(c: &FlowCore, iface_name: Option<&str>) -> FlowRecord {
+        let k = &c.key;
+        let icmp = is_icmp(k.proto());
+        let port = |p: u16| (k.has_ports() && !icmp).then_some(p);
+        let (src, dst) = (c.src(), c.dst());
+        let tcp = k.proto() == 6;
+        FlowRecord {
+            id: c.id,
+            proto: ProtoName(k.proto()),
+            src_ip: src.ip,
+            src_port: port(src.port),
+            dst_ip: dst.ip,
+            dst_port: port(dst.port),
+            icmp_id: (icmp && k.has_ports()).then_some(src.port),
+            packets_c2s: c.c2s().packets,
+            bytes_c2s: c.c2s().bytes,
+            packets_s2c: c.s2c().packets,
+            bytes_s2c: c.s2c().bytes,
+            payload_bytes_c2s: c.c2s().payload_bytes,
+            payload_bytes_s2c: c.s2c().payload_bytes,
+            first_seen: Rfc3339(c.first_seen),
+            last_seen: Rfc3339(c.last_seen),
+            duration_ns: c.last_seen.nanos_since(c.first_seen),
+            state: c.tcp_state.name(),
+            end_reason: c.end_reason.map(|r| r.name()),
+            vlan: k.vlan().ids().collect(),
+            iface: u32::from(k.iface()),
+            iface_name: iface_name.map(str::to_owned),
+            tcp_c2s: tcp.then(|| TcpCounts::from(c.c2s())),
+            tcp_s2c: tcp.then(|| TcpCounts::from(c.s2c())),
+            icmp_errors: c.icmp_errors,
+            quoted: c.quoted.as_deref().map(|k| KeyRecord(*k)),
+            outer: c.outer.as_deref().map(|k| KeyRecord(*k)),
+        }
+    }
+}
+
+/// Writes `s` as a JSON string (quotes included), escaping per RFC 8259.
+fn json_str<W: std::io::Write>(w: &mut W, s: &str) -> std::io::Result<()> {
+    w.write_all(b"\"")?;
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        w.write_all(bytes.get(start..i).unwrap_or_default())?;
+        if esc.is_empty() {
+            write!(w, "\\u{:04x}", b)?;
+        } else {
+            w.write_all(esc)?;
+        }
+        start = i + 1;
+    }
+    w.write_all(bytes.get(start..).unwrap_or_default())?;
+    w.write_all(b"\"")
+}
+
+/// Allocation-free JSON for the per-flow hot path of `netmon flows` (serde_json spends most of
+/// its time escaping the constant keys). Produces exactly what `serde_json::to_writer` produces
+/// for the same record; a property test holds the two together.
+impl FlowRecord {
+    /// Writes the record as one JSON object (no trailing newline).
+    pub fn write_json<W: std::io::Write>(&self, w: &mut W) -> std::io::Result<()> {
+        let mut b = itoa::Buffer::new();
+        macro_rules! num {
+            ($key:literal, $v:expr) => {{
+                w.write_all(concat!(",\"", $key, "\":").as_bytes())?;
+                w.write_all(b.format($v).as_bytes())?;
+            }};
+        }
+        macro_rules! opt_num {
+            ($key:literal, $v:expr) => {{
+                w.write_all(concat!(",\"", $key, "\":").as_bytes())?;
+                match $v {
+                    Some(v) => w.write_all(b.format(v).as_bytes())?,
+                    None => w.write_all(b"null")?,
+                }
+            }};
+        }
+        w.write_all(b"{\"id\":")?;
+        w.write_all(b.format(self.id).as_bytes())?;
+        write!(w, ",\"proto\":\"{}\"", self.proto)?;
+        write!(w, ",\"src_ip\":\"{}\"", self.src_ip)?;
+        opt_num!("src_port", self.src_port);
+        write!(w, ",\"dst_ip\":\"{}\"", self.dst_ip)?;
+        opt_num!("dst_port", self.dst_port);
+        if let Some(id) = self.icmp_id {
+            num!("icmp_id", id);
+        }
+        num!("packets_c2s", self.packets_c2s);
+        num!("bytes_c2s", self.bytes_c2s);
+        num!("packets_s2c", self.packets_s2c);
+        num!("bytes_s2c", self.bytes_s2c);
+        num!("payload_bytes_c2s", self.payload_bytes_c2s);
+        num!("payload_bytes_s2c", self.payload_bytes_s2c);
+        write!(w, ",\"first_seen\":\"{}\"", self.first_seen.0.rfc3339())?;
+        write!(w, ",\"last_seen\":\"{}\"", self.last_seen.0.rfc3339())?;
+        num!("duration_ns", self.duration_ns);
+        write!(w, ",\"state\":\"{}\"", self.state)?;
+        match self.end_reason {
+            Some(r) => write!(w, ",\"end_reason\":\"{r}\"")?,
+            None => w.write_all(b",\"end_reason\":null")?,
+        }
+        w.write_all(b",\"vlan\":[")?;
+        for (i, v) in self.vlan.iter().enumerate() {
+            if i > 0 {
+                w.write_all(b",")?;
+            }
+            w.write_all(b.format(*v).as_bytes())?;
+        }
+        w.write_all(b"]")?;
+        num!("iface", self.iface);
+        w.write_all(b",\"iface_name\":")?;
+        match &self.iface_name {
+            Some(n) => json_str(w, n)?,
+            None => w.write_all(b"null")?,
+        }
+        for (key, t) in [("tcp_c2s", &self.tcp_c2s), ("tcp_s2c", &self.tcp_s2c)] {
+            if let Some(t) = t {
+                write!(
+                    w,
+                    ",\"{key}\":{{\"syn\":{},\"fin\":{},\"rst\":{},\"psh\":{},\"urg\":{},\"ece\":{},\"cwr\":{},\"retransmits\":{}}}",
+                    t.syn, t.fin, t.rst, t.psh, t.urg, t.ece, t.cwr, t.retransmits
+                )?;
+            }
+        }
+        num!("icmp_errors", self.icmp_errors);
+        for (key, k) in [("quoted", &self.quoted), ("outer", &self.outer)] {
+            if let Some(k) = k {
+                write!(w, ",\"{key}\":")?;
+                serde_json::to_writer(&mut *w, k).map_err(std::io::Error::from)?;
+            }
+        }
+        w.write_all(b"}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netmon_flow::VlanKey;
+    use proptest::prelude::*;
+
+    fn record() -> impl Strategy<Value = FlowRecord> {
+        (
+            (
+                any::<u64>(),
+                any::<u8>(),
+                any::<[u8; 16]>(),
+                any::<bool>(),
+                any::<Option<u16>>(),
+                any::<Option<u16>>(),
+            ),
+            (
+                any::<[u64; 6]>(),
+                any::<i64>(),
+                any::<i64>(),
+                any::<bool>(),
+                prop::collection::vec(0u16..4096, 0..4),
+            ),
+            (
+                any::<u32>(),
+                any::<Option<String>>(),
+                any::<bool>(),
+                any::<u32>(),
+                any::<bool>(),
+                any::<[u16; 6]>(),
+            ),
+        )
+            .prop_map(
+                |(
+                    (id, proto, addr, v6, sp, dp),
+                    (c, t0, t1, reason, vlan),
+                    (iface, name, tcp, icmp_errors, outer, n),
+                )| {
+                    let ip = if v6 {
+                        IpAddr::from(addr)
+                    } else {
+                        IpAddr::from([addr[0], addr[1], addr[2], addr[3]])
+                    };
+                    let key =
+                        FlowKey::new(n[0], VlanKey::NONE, proto, ip, ip, Some((n[1], n[2]))).0;
+                    let counts = TcpCounts {
+                        syn: n[3],
+                        fin: n[4],
+                        rst: n[5],
+                        psh: c[0] as u32,
+                        ..TcpCounts::default()
+                    };
+                    FlowRecord {
+                        id,
+                        proto: ProtoName(proto),
+                        src_ip: ip,
+                        src_port: sp,
+                        dst_ip: ip,
+                        dst_port: dp,
+                        icmp_id: sp.filter(|_| v6),
+                        packets_c2s: c[0],
+                        bytes_c2s: c[1],
+                        packets_s2c: c[2],
+                        bytes_s2c: c[3],
+                        payload_bytes_c2s: c[4],
+                        payload_bytes_s2c: c[5],
+                        first_seen: Rfc3339(Timestamp(t0)),
+                        last_seen: Rfc3339(Timestamp(t1)),
+                        duration_ns: t1.wrapping_sub(t0),
+                        state: "established",
+                        end_reason: reason.then_some("idle_timeout"),
+                        vlan,
+                        iface,
+                        iface_name: name,
+                        tcp_c2s: tcp.then_some(counts),
+                        tcp_s2c: tcp.then_some(TcpCounts::default()),
+                        icmp_errors,
+                        quoted: outer.then_some(KeyRecord(key)),
+                        outer: outer.then_some(KeyRecord(key)),
+                    }
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn fast_json_equals_serde(r in record()) {
+            let mut fast = Vec::new();
+            r.write_json(&mut fast).unwrap();
+            let slow = serde_json::to_vec(&r).unwrap();
+            prop_assert_eq!(String::from_utf8(fast).unwrap(), String::from_utf8(slow).unwrap());
+        }
+    }
+
+    #[test]
+    fn hostile_interface_names_are_escaped() {
+        let mut w = Vec::new();
+        json_str(&mut w, "a\"b\\c\u{1b}[31m\n\u{7f}é").unwrap();
+        assert_eq!(
+            String::from_utf8(w).unwrap(),
+            "\"a\\\"b\\\\c\\u001b[31m\\n\u{7f}é\""
+        );
+    }
+}
