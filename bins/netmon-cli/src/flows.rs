@@ -63,15 +63,7 @@ impl<W: Write> Out<W> {
             Format::Table => writeln!(
                 self.out,
                 "{:<6} {:<47} {:<47} {:>8} {:>12} {:>8} {:>12} {:>12} {:<12} end",
-                "proto",
-                "src",
-                "dst",
-                "pkts>",
-                "bytes>",
-                "pkts<",
-                "bytes<",
-                "duration",
-                "state",
+                "proto", "src", "dst", "pkts>", "bytes>", "pkts<", "bytes<", "duration", "state",
             ),
             Format::Csv => writeln!(
                 self.out,
@@ -205,7 +197,8 @@ fn write_csv<W: Write>(w: &mut W, r: &FlowRecord) -> io::Result<()> {
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let filter = match &args.filter {
         Some(f) => {
-            Some(Filter::parse(f).map_err(|e| anyhow!("{e} (see docs/flows.md for the syntax)"))?)
+            let usage = |e| crate::Usage(format!("{e} (see docs/flows.md for the syntax)"));
+            Some(Filter::parse(f).map_err(usage)?)
         }
         None => None,
     };

@@ -3,7 +3,7 @@
 //! `main` only parses the command line and dispatches; each subcommand lives in its own module
 //! and returns `anyhow::Result<()>`. Exit codes: 0 success (also when stdout is a pipe that was
 //! closed early, e.g. `netmon read f | head`), 1 an error (printed as one `netmon: ...` line on
-//! stderr), 2 bad usage (clap).
+//! stderr), 2 bad usage (clap's, and arguments that parse but make no sense, e.g. a filter).
 #![forbid(unsafe_code)]
 
 mod flows;
@@ -41,6 +41,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<Usage>().is_some() => {
+            let _ = writeln!(io::stderr(), "netmon: {e}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             // Nothing else to do if stderr is gone too.
             let _ = writeln!(io::stderr(), "netmon: {e}");
@@ -48,6 +52,19 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// A command line that parsed but makes no sense (a bad filter expression, ...): exit code 2,
+/// like clap's own usage errors.
+#[derive(Debug)]
+pub(crate) struct Usage(pub(crate) String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
 
 /// Whether the error is stdout's reader going away (`EPIPE`): the normal end of
 /// `netmon ... | head`, not a failure.
