@@ -109,9 +109,10 @@ pub enum Evidence {
         ports: u32,
         /// The first ports probed, in order of appearance.
         ports_sample: Vec<u16>,
-        /// Probes (flows) aggregated.
+        /// Probe flows: one per distinct port held when the alert was raised, then every
+        /// further flow once.
         probes: u64,
-        /// Share of distinct ports whose probes failed, at the latest evaluation.
+        /// Share of the distinct ports that never answered a probe successfully.
         failed_ratio: f64,
         /// Whether a run of consecutive port numbers (≥ the configured length) was seen.
         sequential: bool,
@@ -128,7 +129,8 @@ pub enum Evidence {
         hosts_sample: Vec<IpAddr>,
         /// The ports (`proto/port`, e.g. `tcp/22`) that crossed the threshold.
         ports: Vec<String>,
-        /// Probes (flows) aggregated.
+        /// Probe flows: one per distinct host held when the alert was raised, then every
+        /// further failed flow (or flow to an alerted port) once.
         probes: u64,
         /// Share of distinct hosts whose probes failed, when the threshold was crossed.
         failed_ratio: f64,

@@ -172,6 +172,32 @@ impl PortSet {
     }
 }
 
+/// Counts each flow once although it may be reported in updates and at its end: ids seen in
+/// an update are remembered (up to a cap) until the flow's end. Beyond the cap a flow reported
+/// in an update and at its end counts twice.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct FlowDedup {
+    ids: foldhash::HashSet<u64>,
+}
+
+impl FlowDedup {
+    const CAP: usize = 4096;
+
+    /// Whether this report is the flow's first.
+    pub(crate) fn first(&mut self, id: u64, ended: bool) -> bool {
+        if ended {
+            !self.ids.remove(&id)
+        } else if self.ids.contains(&id) {
+            false
+        } else {
+            if self.ids.len() < Self::CAP {
+                self.ids.insert(id);
+            }
+            true
+        }
+    }
+}
+
 /// The longest run of consecutive values in a sorted, deduplicated list.
 pub(crate) fn longest_run(sorted: &[u16]) -> u32 {
     let mut best = 0u32;
@@ -210,6 +236,16 @@ mod tests {
         assert!(!s.insert(7));
         assert_eq!(s.len(), 65_536);
         assert!(s.bits.is_some());
+    }
+
+    #[test]
+    fn dedup_counts_each_flow_once() {
+        let mut d = FlowDedup::default();
+        assert!(d.first(1, false));
+        assert!(!d.first(1, false));
+        assert!(!d.first(1, true));
+        assert!(d.first(2, true));
+        assert!(d.first(1, true), "a new flow with a reused id");
     }
 
     #[test]

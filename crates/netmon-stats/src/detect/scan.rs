@@ -12,7 +12,7 @@ use core::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Emitter, NS, PortSet, longest_run, ratio};
+use super::{Emitter, FlowDedup, NS, PortSet, longest_run, ratio};
 use crate::alert::{Alert, AlertKind, Evidence, Severity, Subject};
 use crate::obs::{FlowObs, ProbeOutcome, TcpState};
 use netmon_types::Timestamp;
@@ -140,6 +140,9 @@ struct Item<T> {
     first: i64,
     last: i64,
     failed: bool,
+    /// The latest flow reported for this item in an update and not yet ended (so an alert
+    /// raised now counts its end as already seen).
+    open_flow: Option<u64>,
 }
 
 impl<T: Copy + PartialEq> Window<T> {
@@ -155,17 +158,24 @@ impl<T: Copy + PartialEq> Window<T> {
     fn observe(
         &mut self,
         what: T,
-        first: i64,
-        last: i64,
+        flow: (u64, bool),
+        span: (i64, i64),
         failed: bool,
         cap: usize,
     ) -> Result<isize, ()> {
+        let ((id, ended), (first, last)) = (flow, span);
+        let open = (!ended).then_some(id);
         self.newest = self.newest.max(first);
         if let Some(it) = self.items.iter_mut().find(|i| i.what == what) {
             // A success wins: the port (host) works.
             it.failed &= failed;
             it.first = it.first.min(first);
             it.last = it.last.max(last);
+            if ended && it.open_flow == Some(id) {
+                it.open_flow = None;
+            } else if !ended {
+                it.open_flow = open;
+            }
             return Ok(0);
         }
         if self.items.len() >= cap {
@@ -176,8 +186,18 @@ impl<T: Copy + PartialEq> Window<T> {
             first,
             last,
             failed,
+            open_flow: open,
         });
         Ok(1)
+    }
+
+    /// A de-duplicator that knows the flows reported in updates and not yet ended.
+    fn dedup(&self) -> FlowDedup {
+        let mut d = FlowDedup::default();
+        for id in self.items.iter().filter_map(|i| i.open_flow) {
+            d.first(id, false);
+        }
+        d
     }
 
     /// Drops items older than `window` before the newest; returns how many.
@@ -236,9 +256,11 @@ struct VPair {
 struct VActive {
     alert: Alert,
     ports: PortSet,
+    /// Ports with a successful probe.
+    ok: PortSet,
     sample: Vec<u16>,
     probes: u64,
-    failed: u64,
+    dedup: FlowDedup,
     sequential: bool,
     last_probe_start: i64,
 }
@@ -249,7 +271,10 @@ impl VActive {
             ports: self.ports.len(),
             ports_sample: self.sample.clone(),
             probes: self.probes,
-            failed_ratio: ratio(self.failed, self.probes),
+            failed_ratio: ratio(
+                u64::from(self.ports.len().saturating_sub(self.ok.len())),
+                u64::from(self.ports.len()),
+            ),
             sequential: self.sequential,
             window_secs: cfg.window_secs,
         };
@@ -316,8 +341,12 @@ impl Vertical {
             return;
         }
         if let Some(a) = &mut pair.active {
-            a.probes += 1;
-            a.failed += u64::from(failed);
+            if a.dedup.first(f.id, ended) {
+                a.probes += 1;
+            }
+            if !failed {
+                a.ok.insert(port);
+            }
             if a.ports.insert(port) && a.sample.len() < SAMPLE {
                 a.sample.push(port);
             }
@@ -331,10 +360,13 @@ impl Vertical {
             self.drops += 1;
             return;
         }
-        match pair
-            .window
-            .observe(port, first, last, failed, self.cfg.max_ports_per_pair)
-        {
+        match pair.window.observe(
+            port,
+            (f.id, ended),
+            (first, last),
+            failed,
+            self.cfg.max_ports_per_pair,
+        ) {
             Ok(d) => self.probes = self.probes.saturating_add_signed(d),
             Err(()) => {
                 self.drops += 1;
@@ -362,9 +394,14 @@ impl Vertical {
         }
         let (first_seen, last_seen) = pair.window.span();
         let mut set = PortSet::default();
-        for p in &ports {
-            set.insert(*p);
+        let mut ok = PortSet::default();
+        for it in &pair.window.items {
+            set.insert(it.what);
+            if !it.failed {
+                ok.insert(it.what);
+            }
         }
+        let dedup = pair.window.dedup();
         let mut a = VActive {
             alert: Alert {
                 id: em.next_id(),
@@ -385,6 +422,7 @@ impl Vertical {
                 last_seen: Timestamp(last_seen),
             },
             ports: set,
+            ok,
             sample: pair
                 .window
                 .items
@@ -393,7 +431,7 @@ impl Vertical {
                 .map(|i| i.what)
                 .collect(),
             probes: n,
-            failed: failed_n,
+            dedup,
             sequential,
             last_probe_start: pair.window.newest,
         };
@@ -474,6 +512,7 @@ struct HActive {
     /// Ports that crossed the threshold.
     alerted_ports: Vec<(u8, u16)>,
     probes: u64,
+    dedup: FlowDedup,
     failed_ratio: f64,
     last_probe_start: i64,
 }
@@ -570,7 +609,9 @@ impl Horizontal {
             }
             if let Some(a) = &mut s.active {
                 if failed || a.alerted_ports.contains(&port) {
-                    a.probes += 1;
+                    if a.dedup.first(f.id, ended) {
+                        a.probes += 1;
+                    }
                     a.add_host(f.responder.ip, self.cfg.max_alert_hosts);
                     a.add_port(port);
                     a.alert.first_seen = a.alert.first_seen.min(Timestamp(first));
@@ -598,8 +639,8 @@ impl Horizontal {
         }
         match w.observe(
             f.responder.ip,
-            first,
-            last,
+            (f.id, ended),
+            (first, last),
             failed,
             self.cfg.max_hosts_per_key,
         ) {
@@ -647,6 +688,7 @@ impl Horizontal {
             ports: vec![port],
             alerted_ports: vec![port],
             probes: n,
+            dedup: w.dedup(),
             failed_ratio: r,
             last_probe_start: w.newest,
         };
