@@ -280,7 +280,8 @@ impl Stats {
         let d = &cfg.detectors;
         Ok(Stats {
             windows,
-            rings: Rings::new(longest as usize, cfg.max_ifaces, cfg.max_keys_per_iface),
+            // One slot more than the longest window: the open second never aliases a closed one.
+            rings: Rings::new(longest as usize + 1, cfg.max_ifaces, cfg.max_keys_per_iface),
             hierarchy: Hierarchy::new(cfg.max_hierarchy_nodes),
             talkers: TopTalkers::new(cfg.talkers_capacity),
             flows: Default::default(),
@@ -835,3 +836,6 @@ pub struct Report {
     /// Alerts open now.
     pub active_alerts: Vec<Alert>,
 }
+
+#[cfg(test)]
+mod tests;
