@@ -848,6 +848,15 @@ fn scenario() -> String {
 }
 
 #[test]
+fn the_aggregator_moves_to_its_own_thread() {
+    fn send<T: Send + 'static>() {}
+    send::<Stats>();
+    send::<SnapshotCell>();
+    fn sync<T: Sync>() {}
+    sync::<SnapshotCell>();
+}
+
+#[test]
 fn same_input_same_output() {
     let a = scenario();
     assert!(a.contains("vertical_scan"), "the scenario raises alerts");

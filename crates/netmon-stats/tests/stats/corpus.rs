@@ -111,6 +111,7 @@ fn synscan_raises_exactly_one_vertical_scan_naming_its_source() {
     let alerts = closed_alerts(&mut d);
     assert_eq!(alerts.len(), 1, "{alerts:#?}");
     let a = &alerts[0];
+    eprintln!("{}", serde_json::to_string(a).unwrap());
     assert_eq!(a.kind, AlertKind::VerticalScan);
     assert_eq!(a.source.to_string(), scanner.to_string());
     assert_eq!(a.target.as_ref().unwrap().to_string(), "64.13.134.52");
