@@ -1,0 +1,758 @@
+//! Vertical scans (one source, one host, many ports) and horizontal scans (one source, one
+//! port, many hosts), judged from flow summaries.
+//!
+//! A flow is a **probe** of its responder's port. Its outcome ([`FlowObs::probe_outcome`]) is
+//! taken when it is decided — a refusal (RST, ICMP unreachable) or an answer usually in a flow
+//! update, an unanswered SYN at the flow's end (or in an update at least
+//! [`VerticalScanConfig::syn_timeout_secs`] after the SYN). Probes are placed in time by their
+//! first packet, so a late report (a SYN-only flow ending at its idle timeout) still lands in the
+//! right window.
+
+use core::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Emitter, FlowDedup, NS, PortSet, longest_run, ratio};
+use crate::alert::{Alert, AlertKind, Evidence, Severity, Subject};
+use crate::obs::{FlowObs, ProbeOutcome, TcpState};
+use netmon_types::Timestamp;
+
+/// Vertical port scan: one source probing at least `min_ports` distinct ports of one host
+/// within `window_secs`, mostly failed (or sequential).
+///
+/// Defaults — N = 5 ports, T = 60 s — are the SIEM seed's rule. A host contacting one server on
+/// five ports is common (mail, web and admin ports of one box), so "mostly failed" is what
+/// makes it a scan: at least 80 % of the distinct ports refused, unanswered or torn down
+/// without data. A run of `sequential_run` consecutive port numbers (nmap's sequential mode,
+/// `-r`) lowers the bar to 50 % failed; it never fires alone, because active-mode FTP opens
+/// data connections to consecutive ports that all succeed. Browsing to many hosts on 443
+/// touches one port per host and cannot fire.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VerticalScanConfig {
+    /// Run the detector. Default true.
+    pub enabled: bool,
+    /// Distinct ports (N). Default 5.
+    pub min_ports: u32,
+    /// Window (T), seconds; also the quiet time that closes the alert. Default 60.
+    pub window_secs: u32,
+    /// Share of distinct ports whose probes failed. Default 0.8.
+    pub min_failed_ratio: f64,
+    /// Consecutive port numbers that count as sequential probing (0 disables). Default 5.
+    pub sequential_run: u32,
+    /// Failed share required when the ports are sequential. Default 0.5.
+    pub sequential_min_failed_ratio: f64,
+    /// A SYN-only flow reported in an update this long after its SYN counts as failed.
+    /// Default 5 (the SYN has been retransmitted at least twice by then).
+    pub syn_timeout_secs: u32,
+    /// Severity when raised. Default medium.
+    pub severity: Severity,
+    /// Distinct ports at which the severity becomes high. Default 100.
+    pub high_severity_ports: u32,
+    /// Most (source, host) pairs tracked at once. Default 262 144.
+    pub max_pairs: usize,
+    /// Most distinct ports tracked per pair before the threshold is crossed. Default 256.
+    pub max_ports_per_pair: usize,
+    /// Most probes tracked over all pairs. Default 1 048 576.
+    pub max_probes: usize,
+}
+
+impl Default for VerticalScanConfig {
+    fn default() -> Self {
+        VerticalScanConfig {
+            enabled: true,
+            min_ports: 5,
+            window_secs: 60,
+            min_failed_ratio: 0.8,
+            sequential_run: 5,
+            sequential_min_failed_ratio: 0.5,
+            syn_timeout_secs: 5,
+            severity: Severity::Medium,
+            high_severity_ports: 100,
+            max_pairs: 262_144,
+            max_ports_per_pair: 256,
+            max_probes: 1 << 20,
+        }
+    }
+}
+
+/// Horizontal scan: one source probing one port (protocol + port) on at least `min_hosts`
+/// distinct hosts within `window_secs`, mostly failed.
+///
+/// Default 25 hosts in 60 s at ≥ 80 % failed. 25 is Zeek's `addr_scan_threshold` (there over
+/// 5 minutes); requiring failures is what keeps a browser that reaches 50 web servers on 443 —
+/// all answering — silent. While an alert is open, every further failed probe from the source
+/// (any port) and every probe of an alerted port is aggregated into it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HorizontalScanConfig {
+    /// Run the detector. Default true.
+    pub enabled: bool,
+    /// Distinct hosts (M). Default 25.
+    pub min_hosts: u32,
+    /// Window (T), seconds; also the quiet time that closes the alert. Default 60.
+    pub window_secs: u32,
+    /// Share of distinct hosts whose probes failed. Default 0.8.
+    pub min_failed_ratio: f64,
+    /// Severity when raised. Default medium.
+    pub severity: Severity,
+    /// Distinct hosts at which the severity becomes high. Default 256.
+    pub high_severity_hosts: u32,
+    /// Most (source, port) keys tracked at once. Default 262 144.
+    pub max_keys: usize,
+    /// Most distinct hosts tracked per key before the threshold is crossed. Default 128.
+    pub max_hosts_per_key: usize,
+    /// Most probes tracked over all keys. Default 1 048 576.
+    pub max_probes: usize,
+    /// Distinct hosts counted exactly per alert (beyond, the count saturates). Default 65 536.
+    pub max_alert_hosts: usize,
+}
+
+impl Default for HorizontalScanConfig {
+    fn default() -> Self {
+        HorizontalScanConfig {
+            enabled: true,
+            min_hosts: 25,
+            window_secs: 60,
+            min_failed_ratio: 0.8,
+            severity: Severity::Medium,
+            high_severity_hosts: 256,
+            max_keys: 262_144,
+            max_hosts_per_key: 128,
+            max_probes: 1 << 20,
+            max_alert_hosts: 65_536,
+        }
+    }
+}
+
+const SAMPLE: usize = 16;
+
+/// Distinct items seen in a window, each with its latest outcome.
+#[derive(Clone, Debug)]
+struct Window<T> {
+    items: Vec<Item<T>>,
+    newest: i64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Item<T> {
+    what: T,
+    first: i64,
+    last: i64,
+    failed: bool,
+    /// The latest flow reported for this item in an update and not yet ended (so an alert
+    /// raised now counts its end as already seen).
+    open_flow: Option<u64>,
+}
+
+impl<T: Copy + PartialEq> Window<T> {
+    fn new() -> Self {
+        Window {
+            items: Vec::new(),
+            newest: i64::MIN,
+        }
+    }
+
+    /// Records an outcome; `Err(())` when the item is new and the window is full. Returns the
+    /// change in the number of items held.
+    fn observe(
+        &mut self,
+        what: T,
+        flow: (u64, bool),
+        span: (i64, i64),
+        failed: bool,
+        cap: usize,
+    ) -> Result<isize, ()> {
+        let ((id, ended), (first, last)) = (flow, span);
+        let open = (!ended).then_some(id);
+        self.newest = self.newest.max(first);
+        if let Some(it) = self.items.iter_mut().find(|i| i.what == what) {
+            // A success wins: the port (host) works.
+            it.failed &= failed;
+            it.first = it.first.min(first);
+            it.last = it.last.max(last);
+            if ended && it.open_flow == Some(id) {
+                it.open_flow = None;
+            } else if !ended {
+                it.open_flow = open;
+            }
+            return Ok(0);
+        }
+        if self.items.len() >= cap {
+            return Err(());
+        }
+        self.items.push(Item {
+            what,
+            first,
+            last,
+            failed,
+            open_flow: open,
+        });
+        Ok(1)
+    }
+
+    /// A de-duplicator that knows the flows reported in updates and not yet ended.
+    fn dedup(&self) -> FlowDedup {
+        let mut d = FlowDedup::default();
+        for id in self.items.iter().filter_map(|i| i.open_flow) {
+            d.first(id, false);
+        }
+        d
+    }
+
+    /// Drops items older than `window` before the newest; returns how many.
+    fn prune(&mut self, window: i64) -> usize {
+        let cut = self.newest.saturating_sub(window);
+        let before = self.items.len();
+        self.items.retain(|i| i.first >= cut);
+        before - self.items.len()
+    }
+
+    fn failed(&self) -> u64 {
+        self.items.iter().filter(|i| i.failed).count() as u64
+    }
+
+    fn span(&self) -> (i64, i64) {
+        let first = self.items.iter().map(|i| i.first).min().unwrap_or(0);
+        let last = self.items.iter().map(|i| i.last).max().unwrap_or(0);
+        (first, last)
+    }
+}
+
+/// Whether an address can be probed (unicast, specified).
+pub(crate) fn probeable(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => !(a.is_multicast() || a.is_broadcast() || a.is_unspecified()),
+        IpAddr::V6(a) => !(a.is_multicast() || a.is_unspecified()),
+    }
+}
+
+/// The decided outcome of a flow as a probe, or `None` (undecided, or not a port probe).
+pub(crate) fn decided(f: &FlowObs, ended: bool, now: i64, syn_timeout_secs: u32) -> Option<bool> {
+    if !matches!(f.proto, 6 | 17 | 132) || !probeable(f.responder.ip) || !probeable(f.initiator.ip)
+    {
+        return None;
+    }
+    match f.probe_outcome(ended) {
+        ProbeOutcome::Failed => Some(true),
+        ProbeOutcome::Succeeded => Some(false),
+        ProbeOutcome::Undecided => {
+            let old = now.saturating_sub(f.first_ts.0) >= i64::from(syn_timeout_secs) * NS;
+            (f.tcp == Some(TcpState::SynOnly) && old).then_some(true)
+        }
+    }
+}
+
+#[derive(Debug)]
+struct VPair {
+    window: Window<u16>,
+    active: Option<Box<VActive>>,
+    /// Latest probe start of the last closed alert: earlier probes are late reports of it.
+    tomb: Option<i64>,
+    tomb_until: i64,
+}
+
+#[derive(Debug)]
+struct VActive {
+    alert: Alert,
+    ports: PortSet,
+    /// Ports with a successful probe.
+    ok: PortSet,
+    sample: Vec<u16>,
+    probes: u64,
+    dedup: FlowDedup,
+    sequential: bool,
+    last_probe_start: i64,
+}
+
+impl VActive {
+    fn refresh(&mut self, cfg: &VerticalScanConfig) {
+        self.alert.evidence = Evidence::VerticalScan {
+            ports: self.ports.len(),
+            ports_sample: self.sample.clone(),
+            probes: self.probes,
+            failed_ratio: ratio(
+                u64::from(self.ports.len().saturating_sub(self.ok.len())),
+                u64::from(self.ports.len()),
+            ),
+            sequential: self.sequential,
+            window_secs: cfg.window_secs,
+        };
+        if self.ports.len() >= cfg.high_severity_ports {
+            self.alert.severity = self.alert.severity.max(Severity::High);
+        }
+    }
+}
+
+/// The vertical scan detector.
+#[derive(Debug)]
+pub(crate) struct Vertical {
+    cfg: VerticalScanConfig,
+    pairs: foldhash::HashMap<(IpAddr, IpAddr), VPair>,
+    probes: usize,
+    pub(crate) drops: u64,
+    late_grace: i64,
+}
+
+impl Vertical {
+    pub(crate) fn new(cfg: VerticalScanConfig, late_grace_secs: u32) -> Vertical {
+        Vertical {
+            cfg,
+            pairs: Default::default(),
+            probes: 0,
+            drops: 0,
+            late_grace: i64::from(late_grace_secs) * NS,
+        }
+    }
+
+    pub(crate) fn tracked(&self) -> (usize, usize) {
+        (self.pairs.len(), self.probes)
+    }
+
+    pub(crate) fn observe(&mut self, f: &FlowObs, ended: bool, now: i64, em: &mut Emitter) {
+        if !self.cfg.enabled {
+            return;
+        }
+        let Some(failed) = decided(f, ended, now, self.cfg.syn_timeout_secs) else {
+            return;
+        };
+        let key = (f.initiator.ip, f.responder.ip);
+        let port = f.responder.port;
+        let (first, last) = (f.first_ts.0, f.last_ts.0.max(f.first_ts.0));
+        if !self.pairs.contains_key(&key) {
+            if self.pairs.len() >= self.cfg.max_pairs {
+                self.drops += 1;
+                return;
+            }
+            self.pairs.insert(
+                key,
+                VPair {
+                    window: Window::new(),
+                    active: None,
+                    tomb: None,
+                    tomb_until: 0,
+                },
+            );
+        }
+        let Some(pair) = self.pairs.get_mut(&key) else {
+            return;
+        };
+        if pair.tomb.is_some_and(|t| first <= t) {
+            return;
+        }
+        if let Some(a) = &mut pair.active {
+            if a.dedup.first(f.id, ended) {
+                a.probes += 1;
+            }
+            if !failed {
+                a.ok.insert(port);
+            }
+            if a.ports.insert(port) && a.sample.len() < SAMPLE {
+                a.sample.push(port);
+            }
+            a.alert.first_seen = a.alert.first_seen.min(Timestamp(first));
+            a.alert.last_seen = a.alert.last_seen.max(Timestamp(last));
+            a.last_probe_start = a.last_probe_start.max(first);
+            a.refresh(&self.cfg);
+            return;
+        }
+        if self.probes >= self.cfg.max_probes && !pair.window.items.iter().any(|i| i.what == port) {
+            self.drops += 1;
+            return;
+        }
+        match pair.window.observe(
+            port,
+            (f.id, ended),
+            (first, last),
+            failed,
+            self.cfg.max_ports_per_pair,
+        ) {
+            Ok(d) => self.probes = self.probes.saturating_add_signed(d),
+            Err(()) => {
+                self.drops += 1;
+                return;
+            }
+        }
+        let pruned = pair
+            .window
+            .prune(i64::from(self.cfg.window_secs).saturating_mul(NS));
+        self.probes = self.probes.saturating_sub(pruned);
+        let n = pair.window.items.len() as u64;
+        if n < u64::from(self.cfg.min_ports) {
+            return;
+        }
+        let failed_n = pair.window.failed();
+        let r = ratio(failed_n, n);
+        let mut ports: Vec<u16> = pair.window.items.iter().map(|i| i.what).collect();
+        ports.sort_unstable();
+        let sequential =
+            self.cfg.sequential_run > 0 && longest_run(&ports) >= self.cfg.sequential_run;
+        let fire = r >= self.cfg.min_failed_ratio
+            || (sequential && r >= self.cfg.sequential_min_failed_ratio);
+        if !fire {
+            return;
+        }
+        let (first_seen, last_seen) = pair.window.span();
+        let mut set = PortSet::default();
+        let mut ok = PortSet::default();
+        for it in &pair.window.items {
+            set.insert(it.what);
+            if !it.failed {
+                ok.insert(it.what);
+            }
+        }
+        let dedup = pair.window.dedup();
+        let mut a = VActive {
+            alert: Alert {
+                id: em.next_id(),
+                ts: Timestamp(now),
+                kind: AlertKind::VerticalScan,
+                source: Subject::Ip(key.0),
+                target: Some(Subject::Ip(key.1)),
+                severity: self.cfg.severity,
+                evidence: Evidence::VerticalScan {
+                    ports: 0,
+                    ports_sample: Vec::new(),
+                    probes: 0,
+                    failed_ratio: 0.0,
+                    sequential: false,
+                    window_secs: 0,
+                },
+                first_seen: Timestamp(first_seen),
+                last_seen: Timestamp(last_seen),
+            },
+            ports: set,
+            ok,
+            sample: pair
+                .window
+                .items
+                .iter()
+                .take(SAMPLE)
+                .map(|i| i.what)
+                .collect(),
+            probes: n,
+            dedup,
+            sequential,
+            last_probe_start: pair.window.newest,
+        };
+        a.refresh(&self.cfg);
+        em.raise(&a.alert);
+        self.probes = self.probes.saturating_sub(pair.window.items.len());
+        pair.window = Window::new();
+        pair.active = Some(Box::new(a));
+    }
+
+    /// Closes alerts quiet for the window; forgets stale pairs.
+    pub(crate) fn tick(&mut self, now: i64, em: &mut Emitter) {
+        let t = i64::from(self.cfg.window_secs).saturating_mul(NS);
+        let grace = self.late_grace;
+        let mut closed = Vec::new();
+        let mut freed = 0usize;
+        self.pairs.retain(|_, p| {
+            if let Some(a) = &p.active {
+                if now.saturating_sub(a.last_probe_start) > t {
+                    if let Some(a) = p.active.take() {
+                        p.tomb = Some(a.last_probe_start);
+                        p.tomb_until = now.saturating_add(grace);
+                        closed.push(a.alert);
+                    }
+                } else {
+                    return true;
+                }
+            }
+            if p.tomb.is_some() && now <= p.tomb_until {
+                return true;
+            }
+            p.tomb = None;
+            let newest = p.window.newest;
+            let idle = now.saturating_sub(newest);
+            let keep = !p.window.items.is_empty()
+                && (idle <= t || (p.window.failed() > 0 && idle <= t.saturating_add(grace)));
+            if !keep {
+                freed += p.window.items.len();
+            }
+            keep
+        });
+        self.probes = self.probes.saturating_sub(freed);
+        em.close_all(closed);
+    }
+
+    /// Closes every open alert (end of capture).
+    pub(crate) fn finish(&mut self, em: &mut Emitter) {
+        let closed = self
+            .pairs
+            .values_mut()
+            .filter_map(|p| p.active.take().map(|a| a.alert))
+            .collect();
+        em.close_all(closed);
+    }
+
+    pub(crate) fn active(&self) -> impl Iterator<Item = &Alert> {
+        self.pairs
+            .values()
+            .filter_map(|p| p.active.as_ref().map(|a| &a.alert))
+    }
+}
+
+#[derive(Debug)]
+struct HSrc {
+    active: Option<Box<HActive>>,
+    tomb: Option<i64>,
+    tomb_until: i64,
+}
+
+#[derive(Debug)]
+struct HActive {
+    alert: Alert,
+    hosts: foldhash::HashSet<IpAddr>,
+    saturated: bool,
+    sample: Vec<IpAddr>,
+    /// (proto, port) of probes aggregated, first appearance order (≤ 32).
+    ports: Vec<(u8, u16)>,
+    /// Ports that crossed the threshold.
+    alerted_ports: Vec<(u8, u16)>,
+    probes: u64,
+    dedup: FlowDedup,
+    failed_ratio: f64,
+    last_probe_start: i64,
+}
+
+impl HActive {
+    fn refresh(&mut self, cfg: &HorizontalScanConfig) {
+        let names = self
+            .ports
+            .iter()
+            .map(|&(proto, port)| format!("{}/{port}", crate::obs::l4_name(proto).unwrap_or("ip")))
+            .collect();
+        self.alert.evidence = Evidence::HorizontalScan {
+            hosts: u32::try_from(self.hosts.len()).unwrap_or(u32::MAX),
+            hosts_saturated: self.saturated,
+            hosts_sample: self.sample.clone(),
+            ports: names,
+            probes: self.probes,
+            failed_ratio: self.failed_ratio,
+            window_secs: cfg.window_secs,
+        };
+        if self.hosts.len() >= cfg.high_severity_hosts as usize {
+            self.alert.severity = self.alert.severity.max(Severity::High);
+        }
+    }
+
+    fn add_host(&mut self, h: IpAddr, cap: usize) {
+        if self.hosts.contains(&h) {
+            return;
+        }
+        if self.hosts.len() >= cap {
+            self.saturated = true;
+            return;
+        }
+        self.hosts.insert(h);
+        if self.sample.len() < SAMPLE {
+            self.sample.push(h);
+        }
+    }
+
+    fn add_port(&mut self, p: (u8, u16)) {
+        if self.ports.len() < 32 && !self.ports.contains(&p) {
+            self.ports.push(p);
+        }
+    }
+}
+
+/// The horizontal scan detector.
+#[derive(Debug)]
+pub(crate) struct Horizontal {
+    cfg: HorizontalScanConfig,
+    keys: foldhash::HashMap<(IpAddr, u8, u16), Window<IpAddr>>,
+    srcs: foldhash::HashMap<IpAddr, HSrc>,
+    probes: usize,
+    pub(crate) drops: u64,
+    late_grace: i64,
+}
+
+impl Horizontal {
+    pub(crate) fn new(cfg: HorizontalScanConfig, late_grace_secs: u32) -> Horizontal {
+        Horizontal {
+            cfg,
+            keys: Default::default(),
+            srcs: Default::default(),
+            probes: 0,
+            drops: 0,
+            late_grace: i64::from(late_grace_secs) * NS,
+        }
+    }
+
+    pub(crate) fn tracked(&self) -> (usize, usize) {
+        (self.keys.len() + self.srcs.len(), self.probes)
+    }
+
+    pub(crate) fn observe(
+        &mut self,
+        f: &FlowObs,
+        ended: bool,
+        now: i64,
+        em: &mut Emitter,
+        syn_timeout_secs: u32,
+    ) {
+        if !self.cfg.enabled {
+            return;
+        }
+        let Some(failed) = decided(f, ended, now, syn_timeout_secs) else {
+            return;
+        };
+        let src = f.initiator.ip;
+        let port = (f.proto, f.responder.port);
+        let (first, last) = (f.first_ts.0, f.last_ts.0.max(f.first_ts.0));
+        if let Some(s) = self.srcs.get_mut(&src) {
+            if s.tomb.is_some_and(|t| first <= t) {
+                return;
+            }
+            if let Some(a) = &mut s.active {
+                if failed || a.alerted_ports.contains(&port) {
+                    if a.dedup.first(f.id, ended) {
+                        a.probes += 1;
+                    }
+                    a.add_host(f.responder.ip, self.cfg.max_alert_hosts);
+                    a.add_port(port);
+                    a.alert.first_seen = a.alert.first_seen.min(Timestamp(first));
+                    a.alert.last_seen = a.alert.last_seen.max(Timestamp(last));
+                    a.last_probe_start = a.last_probe_start.max(first);
+                    a.refresh(&self.cfg);
+                }
+                return;
+            }
+        }
+        let key = (src, port.0, port.1);
+        if !self.keys.contains_key(&key) {
+            if self.keys.len() >= self.cfg.max_keys || self.probes >= self.cfg.max_probes {
+                self.drops += 1;
+                return;
+            }
+            self.keys.insert(key, Window::new());
+        }
+        let Some(w) = self.keys.get_mut(&key) else {
+            return;
+        };
+        if self.probes >= self.cfg.max_probes && !w.items.iter().any(|i| i.what == f.responder.ip) {
+            self.drops += 1;
+            return;
+        }
+        match w.observe(
+            f.responder.ip,
+            (f.id, ended),
+            (first, last),
+            failed,
+            self.cfg.max_hosts_per_key,
+        ) {
+            Ok(d) => self.probes = self.probes.saturating_add_signed(d),
+            Err(()) => {
+                self.drops += 1;
+                return;
+            }
+        }
+        let pruned = w.prune(i64::from(self.cfg.window_secs).saturating_mul(NS));
+        self.probes = self.probes.saturating_sub(pruned);
+        let n = w.items.len() as u64;
+        if n < u64::from(self.cfg.min_hosts) {
+            return;
+        }
+        let failed_n = w.failed();
+        let r = ratio(failed_n, n);
+        if r < self.cfg.min_failed_ratio {
+            return;
+        }
+        let (first_seen, last_seen) = w.span();
+        let mut a = HActive {
+            alert: Alert {
+                id: em.next_id(),
+                ts: Timestamp(now),
+                kind: AlertKind::HorizontalScan,
+                source: Subject::Ip(src),
+                target: None,
+                severity: self.cfg.severity,
+                evidence: Evidence::HorizontalScan {
+                    hosts: 0,
+                    hosts_saturated: false,
+                    hosts_sample: Vec::new(),
+                    ports: Vec::new(),
+                    probes: 0,
+                    failed_ratio: 0.0,
+                    window_secs: 0,
+                },
+                first_seen: Timestamp(first_seen),
+                last_seen: Timestamp(last_seen),
+            },
+            hosts: Default::default(),
+            saturated: false,
+            sample: Vec::new(),
+            ports: vec![port],
+            alerted_ports: vec![port],
+            probes: n,
+            dedup: w.dedup(),
+            failed_ratio: r,
+            last_probe_start: w.newest,
+        };
+        for it in &w.items {
+            a.add_host(it.what, self.cfg.max_alert_hosts);
+        }
+        a.refresh(&self.cfg);
+        em.raise(&a.alert);
+        self.probes = self.probes.saturating_sub(w.items.len());
+        self.keys.remove(&key);
+        self.srcs.insert(
+            src,
+            HSrc {
+                active: Some(Box::new(a)),
+                tomb: None,
+                tomb_until: 0,
+            },
+        );
+    }
+
+    pub(crate) fn tick(&mut self, now: i64, em: &mut Emitter) {
+        let t = i64::from(self.cfg.window_secs).saturating_mul(NS);
+        let grace = self.late_grace;
+        let mut closed = Vec::new();
+        self.srcs.retain(|_, s| {
+            if let Some(a) = &s.active {
+                if now.saturating_sub(a.last_probe_start) > t {
+                    if let Some(a) = s.active.take() {
+                        s.tomb = Some(a.last_probe_start);
+                        s.tomb_until = now.saturating_add(grace);
+                        closed.push(a.alert);
+                    }
+                } else {
+                    return true;
+                }
+            }
+            s.tomb.is_some() && now <= s.tomb_until
+        });
+        let mut freed = 0usize;
+        self.keys.retain(|_, w| {
+            let idle = now.saturating_sub(w.newest);
+            let keep = !w.items.is_empty()
+                && (idle <= t || (w.failed() > 0 && idle <= t.saturating_add(grace)));
+            if !keep {
+                freed += w.items.len();
+            }
+            keep
+        });
+        self.probes = self.probes.saturating_sub(freed);
+        em.close_all(closed);
+    }
+
+    pub(crate) fn finish(&mut self, em: &mut Emitter) {
+        let closed = self
+            .srcs
+            .values_mut()
+            .filter_map(|s| s.active.take().map(|a| a.alert))
+            .collect();
+        em.close_all(closed);
+    }
+
+    pub(crate) fn active(&self) -> impl Iterator<Item = &Alert> {
+        self.srcs
+            .values()
+            .filter_map(|s| s.active.as_ref().map(|a| &a.alert))
+    }
+}

@@ -1,0 +1,841 @@
+//! Traffic statistics and detectors for netmon, driven by the packets' clock.
+//!
+//! One aggregator, [`Stats`], is fed packet observations ([`PacketObs`]) and flow summaries
+//! ([`FlowObs`]) by the engine and keeps:
+//!
+//! - **rolling windows** (default 1 s, 10 s, 60 s) per interface and protocol key (all, L3,
+//!   L4, application): packets/s, bits/s, new flows/s, active flows — published once per
+//!   second as a [`Snapshot`] through a [`SnapshotCell`] that readers on other threads load
+//!   without ever blocking the packet path, and optionally as a time series
+//!   ([`SeriesPoint`]s) for offline reports;
+//! - the **protocol hierarchy** ([`Hierarchy`], like `tshark -z io,phs`);
+//! - **top talkers** ([`TopTalkers`]): hosts, host pairs and ports by bytes and packets;
+//! - **detectors**: vertical and horizontal scans, ARP sweeps, flow-rate floods and threshold
+//!   rules, each raising one [`Alert`] per incident ([`AlertEvent::Raised`], later
+//!   [`AlertEvent::Closed`] with the final evidence).
+//!
+//! Time is only ever the packets' clock: [`Stats::advance`] (called by [`Stats::on_packet`])
+//! closes finished seconds. Replaying a file is deterministic — the same observations in the
+//! same order give the same alerts, snapshots and series, byte for byte. Every table is
+//! bounded; what a bound refuses is counted in [`Counters`].
+//!
+//! This crate sits beside `netmon-flow`: it does not depend on it. The engine adapts its flow
+//! events to [`FlowObs`].
+//!
+//! ```
+//! use std::net::{IpAddr, Ipv4Addr};
+//! use netmon_stats::{AlertEvent, AlertKind, Endpoint, FlowObs, PacketObs, Stats, StatsConfig, TcpState};
+//! use netmon_types::Timestamp;
+//!
+//! let mut stats = Stats::new(StatsConfig::default()).unwrap();
+//! let scanner = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+//! let victim = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7));
+//! for (i, port) in (20..40u16).enumerate() {
+//!     let ts = Timestamp::from_secs_nanos(1_700_000_000, i as u32 * 1_000_000);
+//!     stats.on_packet(&PacketObs::new(ts, 0, 60));
+//!     let probe = FlowObs {
+//!         id: i as u64,
+//!         first_ts: ts,
+//!         last_ts: ts,
+//!         iface: 0,
+//!         proto: 6,
+//!         initiator: Endpoint { ip: scanner, port: 40_000 },
+//!         responder: Endpoint { ip: victim, port },
+//!         packets: [1, 1],
+//!         bytes: [60, 60],
+//!         tcp: Some(TcpState::Rejected),
+//!         responder_answered: true,
+//!         icmp_errors: 0,
+//!         app: None,
+//!         end: None,
+//!     };
+//!     stats.on_flow_start(&probe);
+//!     stats.on_flow_end(&probe);
+//! }
+//! stats.finish();
+//! let events = stats.drain_alerts();
+//! let closed: Vec<_> = events.iter().filter(|e| e.is_closed()).map(AlertEvent::alert).collect();
+//! assert_eq!(closed.len(), 1);
+//! assert_eq!(closed[0].kind, AlertKind::VerticalScan);
+//! assert_eq!(closed[0].source.to_string(), "192.0.2.1");
+//! println!("{}", serde_json::to_string(closed[0]).unwrap());
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
+pub mod alert;
+pub mod detect;
+pub mod hierarchy;
+pub mod obs;
+pub mod snapshot;
+pub mod talkers;
+pub mod window;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub use alert::{Alert, AlertEvent, AlertKind, Evidence, Severity, Subject};
+pub use detect::{
+    ArpSweepConfig, DetectorDrops, DetectorsConfig, HorizontalScanConfig, Rule, RuleError,
+    SynFloodConfig, VerticalScanConfig,
+};
+pub use hierarchy::{Hierarchy, HierarchyNode};
+pub use netmon_types::Timestamp;
+pub use obs::{
+    ArpObs, EndReason, Endpoint, FlowObs, IpObs, L3Kind, Layers, PacketObs, ProbeOutcome, TcpState,
+};
+pub use snapshot::{
+    Counters, IfaceSnapshot, ProtoSnapshot, SeriesConfig, SeriesPoint, Snapshot, SnapshotCell,
+};
+pub use talkers::{HostPair, RankBy, Ranked, ServicePort, SpaceSaving, TalkersReport, TopTalkers};
+pub use window::{Counts, Metric, ProtoKey, WindowValues};
+
+use detect::{Emitter, NS, arp::ArpSweep, flood::Flood, rule::RuleState, scan};
+use window::Rings;
+
+/// Longest window (and rule window) accepted, seconds.
+pub const MAX_WINDOW_SECS: u32 = 3600;
+
+/// Configuration of [`Stats`]. Every field has a default; a config file may set any subset.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StatsConfig {
+    /// Window lengths in seconds. Default `[1, 10, 60]`.
+    pub windows: Vec<u32>,
+    /// Interfaces with their own rows; more share an `overflow` row. Default 64.
+    pub max_ifaces: usize,
+    /// Protocol keys per interface; more share an `overflow` key. Default 256.
+    pub max_keys_per_iface: usize,
+    /// Protocol hierarchy nodes. Default 4096.
+    pub max_hierarchy_nodes: usize,
+    /// Counters per top-talker ranking (six rankings). Default 65 536.
+    pub talkers_capacity: usize,
+    /// Flows tracked individually (for application keys and talker updates). Default 262 144.
+    pub max_tracked_flows: usize,
+    /// Emit the per-window time series (off by default).
+    pub series: Option<SeriesConfig>,
+    /// Detector settings.
+    pub detectors: DetectorsConfig,
+}
+
+impl Default for StatsConfig {
+    fn default() -> Self {
+        StatsConfig {
+            windows: vec![1, 10, 60],
+            max_ifaces: 64,
+            max_keys_per_iface: 256,
+            max_hierarchy_nodes: 4096,
+            talkers_capacity: 65_536,
+            max_tracked_flows: 1 << 18,
+            series: None,
+            detectors: DetectorsConfig::default(),
+        }
+    }
+}
+
+/// A configuration [`Stats::new`] refuses.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A threshold rule does not parse.
+    #[error(transparent)]
+    Rule(#[from] RuleError),
+    /// A window is zero or longer than [`MAX_WINDOW_SECS`].
+    #[error("window of {0} s: windows must be 1..={MAX_WINDOW_SECS} s")]
+    Window(u32),
+    /// No window configured.
+    #[error("no window configured")]
+    NoWindows,
+    /// A rule's window is longer than the longest configured window.
+    #[error(
+        "threshold rule `{rule}`: window {window} s is longer than the longest configured window ({longest} s)"
+    )]
+    RuleWindow {
+        /// The rule.
+        rule: String,
+        /// Its window.
+        window: u32,
+        /// The longest configured window.
+        longest: u32,
+    },
+    /// The window rings would exceed the memory budget.
+    #[error(
+        "window rings would need up to {bytes} bytes (max_ifaces × max_keys_per_iface × longest window × 24); the limit is 512 MiB"
+    )]
+    Memory {
+        /// Bytes needed.
+        bytes: u64,
+    },
+}
+
+/// Per-flow state kept while a flow lives (bounded by `max_tracked_flows`).
+#[derive(Clone, Copy, Debug)]
+struct FlowTrack {
+    app: Option<&'static str>,
+    counted_bytes: u64,
+    counted_packets: u64,
+    failed_counted: bool,
+}
+
+#[derive(Debug)]
+struct Series {
+    windows: Vec<u32>,
+    points: Vec<SeriesPoint>,
+    max_pending: usize,
+}
+
+/// The statistics aggregator. See the [crate documentation](crate).
+#[derive(Debug)]
+pub struct Stats {
+    cfg: StatsConfig,
+    windows: Vec<u32>,
+    rings: Rings,
+    hierarchy: Hierarchy,
+    talkers: TopTalkers,
+    flows: foldhash::HashMap<u64, FlowTrack>,
+    vertical: scan::Vertical,
+    horizontal: scan::Horizontal,
+    arp: ArpSweep,
+    flood: Flood,
+    rules: Vec<RuleState>,
+    em: Emitter,
+    /// Second of the first observation.
+    start: Option<i64>,
+    /// The open (current) second.
+    cur: i64,
+    /// Latest time seen, ns.
+    now: i64,
+    /// Latest second with any activity.
+    last_activity: i64,
+    cell: Option<SnapshotCell>,
+    series: Option<Series>,
+    counters: Counters,
+    finished: bool,
+}
+
+impl Stats {
+    /// An aggregator with the given configuration (rules parsed, windows checked).
+    pub fn new(cfg: StatsConfig) -> Result<Stats, ConfigError> {
+        let mut windows = cfg.windows.clone();
+        windows.sort_unstable();
+        windows.dedup();
+        if windows.is_empty() {
+            return Err(ConfigError::NoWindows);
+        }
+        if let Some(&w) = windows.iter().find(|&&w| w == 0 || w > MAX_WINDOW_SECS) {
+            return Err(ConfigError::Window(w));
+        }
+        let mut series = cfg.series.clone().map(|s| Series {
+            windows: if s.windows.is_empty() {
+                windows.clone()
+            } else {
+                s.windows.clone()
+            },
+            points: Vec::new(),
+            max_pending: s.max_pending,
+        });
+        if let Some(s) = &mut series {
+            s.windows.sort_unstable();
+            s.windows.dedup();
+            if let Some(&w) = s.windows.iter().find(|&&w| w == 0 || w > MAX_WINDOW_SECS) {
+                return Err(ConfigError::Window(w));
+            }
+        }
+        let longest = windows.iter().copied().max().unwrap_or(1).max(
+            series
+                .as_ref()
+                .and_then(|s| s.windows.iter().copied().max())
+                .unwrap_or(1),
+        );
+        let mut rules = Vec::new();
+        for text in &cfg.detectors.thresholds {
+            let r = Rule::parse(text)?;
+            if r.window_secs > longest {
+                return Err(ConfigError::RuleWindow {
+                    rule: r.text,
+                    window: r.window_secs,
+                    longest,
+                });
+            }
+            rules.push(RuleState::new(r));
+        }
+        let bytes = (cfg.max_ifaces.max(1) as u64 + 1)
+            .saturating_mul(cfg.max_keys_per_iface.max(2) as u64 + 1)
+            .saturating_mul(u64::from(longest))
+            .saturating_mul(24);
+        if bytes > 512 << 20 {
+            return Err(ConfigError::Memory { bytes });
+        }
+        let d = &cfg.detectors;
+        Ok(Stats {
+            windows,
+            // One slot more than the longest window: the open second never aliases a closed one.
+            rings: Rings::new(longest as usize + 1, cfg.max_ifaces, cfg.max_keys_per_iface),
+            hierarchy: Hierarchy::new(cfg.max_hierarchy_nodes),
+            talkers: TopTalkers::new(cfg.talkers_capacity),
+            flows: Default::default(),
+            vertical: scan::Vertical::new(d.vertical_scan.clone(), d.late_grace_secs),
+            horizontal: scan::Horizontal::new(d.horizontal_scan.clone(), d.late_grace_secs),
+            arp: ArpSweep::new(d.arp_sweep.clone()),
+            flood: Flood::new(d.syn_flood.clone()),
+            rules,
+            em: Emitter::new(d.max_pending_events),
+            start: None,
+            cur: 0,
+            now: i64::MIN,
+            last_activity: 0,
+            cell: None,
+            series,
+            counters: Counters::default(),
+            finished: false,
+            cfg,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &StatsConfig {
+        &self.cfg
+    }
+
+    /// The window lengths, ascending.
+    pub fn windows(&self) -> &[u32] {
+        &self.windows
+    }
+
+    /// The latest time seen on the packets' clock (`None` before the first observation).
+    pub fn now(&self) -> Option<Timestamp> {
+        self.start.map(|_| Timestamp(self.now))
+    }
+
+    /// Counts one packet (and moves the clock to its timestamp). Allocation-free except when
+    /// a new interface, protocol key or hierarchy path appears, or a second closes.
+    pub fn on_packet(&mut self, p: &PacketObs<'_>) {
+        self.advance(p.ts);
+        let sec = p.ts.secs();
+        if sec < self.cur {
+            self.counters.late_packets += 1;
+        }
+        let sec = self.cur;
+        self.last_activity = sec;
+        self.counters.packets += 1;
+        self.counters.bytes = self.counters.bytes.saturating_add(u64::from(p.wire_len));
+        let mut keys = [ProtoKey::All; 4];
+        let mut n = 1;
+        let mut push = |k| {
+            if let Some(s) = keys.get_mut(n) {
+                *s = k;
+                n += 1;
+            }
+        };
+        push(ProtoKey::L3(p.l3));
+        if let Some(ip) = &p.ip {
+            push(ProtoKey::L4(ip.proto));
+        }
+        if let Some(a) = p.app {
+            push(ProtoKey::App(a));
+        }
+        let c = Counts {
+            packets: 1,
+            bytes: u64::from(p.wire_len),
+            new_flows: 0,
+        };
+        self.rings
+            .count(sec, p.iface, p.iface_name, keys.get(..n).unwrap_or(&[]), c);
+        let mut layers = p.layers;
+        if let Some(a) = p.app {
+            if layers.as_slice().last() != Some(&a) {
+                layers.push(a);
+            }
+        }
+        self.hierarchy.add(layers.as_slice(), u64::from(p.wire_len));
+        if let Some(a) = &p.arp {
+            self.arp.observe(a, p.ts.0, &mut self.em);
+        }
+    }
+
+    fn flow_keys(f: &FlowObs) -> [ProtoKey; 3] {
+        [ProtoKey::All, ProtoKey::L3(f.l3()), ProtoKey::L4(f.proto)]
+    }
+
+    fn clock_for_flow(&mut self, f: &FlowObs) -> i64 {
+        if self.start.is_none() {
+            self.advance(f.first_ts);
+        }
+        self.last_activity = self.cur;
+        self.cur
+    }
+
+    /// A flow started.
+    pub fn on_flow_start(&mut self, f: &FlowObs) {
+        let sec = self.clock_for_flow(f);
+        self.counters.flows_started += 1;
+        let new = Counts {
+            packets: 0,
+            bytes: 0,
+            new_flows: 1,
+        };
+        let keys = Self::flow_keys(f);
+        self.rings.count(sec, f.iface, None, &keys, new);
+        self.rings.gauge(sec, f.iface, &keys, true);
+        if let Some(a) = f.app {
+            self.rings
+                .count(sec, f.iface, None, &[ProtoKey::App(a)], new);
+            self.rings.gauge(sec, f.iface, &[ProtoKey::App(a)], true);
+        }
+        if self.flows.len() < self.cfg.max_tracked_flows || self.flows.contains_key(&f.id) {
+            self.flows.insert(
+                f.id,
+                FlowTrack {
+                    app: f.app,
+                    counted_bytes: 0,
+                    counted_packets: 0,
+                    failed_counted: false,
+                },
+            );
+        } else {
+            self.counters.flows_untracked += 1;
+        }
+        self.flood.on_start(f, self.now, &mut self.em);
+        self.talk(f);
+    }
+
+    /// A flow's periodic summary (counters so far, state, application once known).
+    pub fn on_flow_update(&mut self, f: &FlowObs) {
+        self.clock_for_flow(f);
+        self.flow_common(f, false);
+    }
+
+    /// A flow ended (`f.end` says why).
+    pub fn on_flow_end(&mut self, f: &FlowObs) {
+        let sec = self.clock_for_flow(f);
+        self.counters.flows_ended += 1;
+        self.flow_common(f, true);
+        self.rings.gauge(sec, f.iface, &Self::flow_keys(f), false);
+        if let Some(t) = self.flows.remove(&f.id) {
+            if let Some(a) = t.app {
+                self.rings.gauge(sec, f.iface, &[ProtoKey::App(a)], false);
+            }
+        }
+    }
+
+    fn flow_common(&mut self, f: &FlowObs, ended: bool) {
+        let sec = self.cur;
+        // The application key counts a flow from the first summary that names it.
+        if let (Some(a), Some(t)) = (f.app, self.flows.get_mut(&f.id)) {
+            if t.app.is_none() {
+                t.app = Some(a);
+                let new = Counts {
+                    packets: 0,
+                    bytes: 0,
+                    new_flows: 1,
+                };
+                self.rings
+                    .count(sec, f.iface, None, &[ProtoKey::App(a)], new);
+                self.rings.gauge(sec, f.iface, &[ProtoKey::App(a)], true);
+            }
+        }
+        self.talk(f);
+        let now = self.now;
+        self.vertical.observe(f, ended, now, &mut self.em);
+        let syn_timeout = self.cfg.detectors.vertical_scan.syn_timeout_secs;
+        self.horizontal
+            .observe(f, ended, now, &mut self.em, syn_timeout);
+        if f.proto == 6 && scan::decided(f, ended, now, syn_timeout) == Some(true) {
+            let first = match self.flows.get_mut(&f.id) {
+                Some(t) => !core::mem::replace(&mut t.failed_counted, true),
+                None => ended,
+            };
+            if first {
+                self.flood.on_failed(f, now);
+            }
+        }
+    }
+
+    /// Adds what a summary adds to the talkers since the last summary of the same flow.
+    fn talk(&mut self, f: &FlowObs) {
+        let (bytes, packets) = (f.total_bytes(), f.total_packets());
+        let (db, dp) = match self.flows.get_mut(&f.id) {
+            Some(t) => {
+                let d = (
+                    bytes.saturating_sub(t.counted_bytes),
+                    packets.saturating_sub(t.counted_packets),
+                );
+                t.counted_bytes = t.counted_bytes.max(bytes);
+                t.counted_packets = t.counted_packets.max(packets);
+                d
+            }
+            // Untracked: only the final summary counts, whole.
+            None if f.end.is_some() => (bytes, packets),
+            None => (0, 0),
+        };
+        if db > 0 || dp > 0 {
+            self.talkers.add(
+                f.initiator.ip,
+                f.responder.ip,
+                f.proto,
+                f.responder.port,
+                db,
+                dp,
+            );
+        }
+    }
+
+    /// Moves the packets' clock to `now`, closing every finished second: window rows,
+    /// threshold rules, series points, the published snapshot; then detector expiry.
+    ///
+    /// Time never goes back: an earlier `now` is ignored. An idle gap longer than the longest
+    /// window is not stepped through second by second: once the windows have drained, the
+    /// clock jumps (so a timestamp hours ahead costs at most one window's worth of steps).
+    pub fn advance(&mut self, now: Timestamp) {
+        let sec = now.secs();
+        let Some(_) = self.start else {
+            self.start = Some(sec);
+            self.cur = sec;
+            self.now = now.0;
+            self.last_activity = sec;
+            return;
+        };
+        if now.0 <= self.now {
+            return;
+        }
+        self.now = now.0;
+        if sec <= self.cur {
+            return;
+        }
+        let ring = i64::try_from(self.rings.ring_len()).unwrap_or(i64::MAX);
+        while self.cur < sec {
+            if self.cur.saturating_sub(self.last_activity) >= ring {
+                self.rings.clear_all();
+                self.counters.clock_jumps += 1;
+                self.cur = sec;
+                break;
+            }
+            self.close_second(self.cur, false);
+            self.cur += 1;
+            self.rings.clear(self.cur);
+        }
+        let n = self.now;
+        self.vertical.tick(n, &mut self.em);
+        self.horizontal.tick(n, &mut self.em);
+        self.arp.tick(n, &mut self.em);
+        self.flood.tick(n, &mut self.em);
+    }
+
+    /// Seconds of a `w`-second window ending at `sec` that lie after the first second.
+    fn covered(&self, sec: i64, w: u32) -> u32 {
+        let since = sec
+            .saturating_sub(self.start.unwrap_or(sec))
+            .saturating_add(1);
+        u32::try_from(since.clamp(1, i64::from(w))).unwrap_or(w)
+    }
+
+    fn close_second(&mut self, sec: i64, last: bool) {
+        for i in 0..self.rules.len() {
+            let covered = self
+                .rules
+                .get(i)
+                .map_or(1, |r| self.covered(sec, r.rule.window_secs));
+            if let Some(r) = self.rules.get_mut(i) {
+                r.eval(&self.rings, sec, covered, &mut self.em);
+            }
+        }
+        if self.series.is_some() {
+            self.emit_series(sec, last);
+        }
+        if self.cell.as_ref().is_some_and(SnapshotCell::has_readers) {
+            let snap = Arc::new(self.build_snapshot(sec));
+            if let Some(c) = &self.cell {
+                if !c.try_store(snap) {
+                    self.counters.snapshots_skipped += 1;
+                }
+            }
+        }
+    }
+
+    fn emit_series(&mut self, sec: i64, last: bool) {
+        let start = self.start.unwrap_or(sec);
+        let Some(series) = &self.series else {
+            return;
+        };
+        let mut out = Vec::new();
+        for &w in &series.windows {
+            let elapsed = sec - start + 1;
+            let rem = elapsed.rem_euclid(i64::from(w));
+            let len = if rem == 0 {
+                i64::from(w)
+            } else if last {
+                rem
+            } else {
+                continue;
+            };
+            let covered = u32::try_from(len).unwrap_or(w);
+            let t0 = Timestamp((sec + 1 - len).saturating_mul(NS));
+            let t1 = Timestamp((sec + 1).saturating_mul(NS));
+            for f in &self.rings.ifaces {
+                for k in &f.keys {
+                    let c = k.sum(sec, covered);
+                    if k.key != ProtoKey::All && c == Counts::default() && k.active == 0 {
+                        continue;
+                    }
+                    let mut values = WindowValues::new(w, covered, c, k.active);
+                    values.window_secs = w;
+                    out.push(SeriesPoint {
+                        start: t0,
+                        end: t1,
+                        iface: f.index,
+                        iface_name: f.name.clone(),
+                        layer: k.key.layer(),
+                        proto: k.key.to_string(),
+                        values,
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| {
+            (a.values.window_secs, a.iface)
+                .cmp(&(b.values.window_secs, b.iface))
+                .then_with(|| key_order(a).cmp(&key_order(b)))
+        });
+        if let Some(s) = &mut self.series {
+            for p in out {
+                if s.points.len() < s.max_pending {
+                    s.points.push(p);
+                } else {
+                    self.counters.series_points_dropped += 1;
+                }
+            }
+        }
+    }
+
+    fn build_snapshot(&self, sec: i64) -> Snapshot {
+        let mut ifaces: Vec<IfaceSnapshot> = self
+            .rings
+            .ifaces
+            .iter()
+            .map(|f| {
+                let mut keys: Vec<&window::KeyRing> = f.keys.iter().collect();
+                keys.sort_by_key(|k| k.key);
+                IfaceSnapshot {
+                    iface: f.index,
+                    name: f.name.clone(),
+                    protos: keys
+                        .into_iter()
+                        .map(|k| ProtoSnapshot {
+                            layer: k.key.layer(),
+                            proto: k.key.to_string(),
+                            active_flows: k.active,
+                            total_packets: k.total.packets,
+                            total_bytes: k.total.bytes,
+                            total_new_flows: k.total.new_flows,
+                            windows: self
+                                .windows
+                                .iter()
+                                .map(|&w| {
+                                    let cov = self.covered(sec, w);
+                                    WindowValues::new(w, cov, k.sum(sec, w), k.active)
+                                })
+                                .collect(),
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        ifaces.sort_by_key(|f| f.iface);
+        Snapshot {
+            ts: Timestamp(sec.saturating_add(1).saturating_mul(NS)),
+            windows: self.windows.clone(),
+            ifaces,
+            counters: self.counters(),
+        }
+    }
+
+    /// The cell readers load snapshots from (created on first call; clone it freely).
+    /// Snapshots are built only while some clone of the cell is alive besides the
+    /// aggregator's own.
+    pub fn snapshot_cell(&mut self) -> SnapshotCell {
+        self.cell.get_or_insert_with(SnapshotCell::new).clone()
+    }
+
+    /// A snapshot of the windows ending at the last closed second, built now.
+    pub fn snapshot(&self) -> Snapshot {
+        self.build_snapshot(self.cur.saturating_sub(1))
+    }
+
+    /// Ends the capture: closes the current second (emitting the last, possibly partial,
+    /// series intervals), publishes a final snapshot and closes every open alert.
+    /// Idempotent.
+    pub fn finish(&mut self) {
+        if self.finished || self.start.is_none() {
+            self.finished = true;
+            return;
+        }
+        self.finished = true;
+        self.close_second(self.cur, true);
+        if let Some(c) = &self.cell {
+            let snap = Arc::new(self.build_snapshot(self.cur));
+            if !c.try_store(snap) {
+                self.counters.snapshots_skipped += 1;
+            }
+        }
+        self.vertical.finish(&mut self.em);
+        self.horizontal.finish(&mut self.em);
+        self.arp.finish(&mut self.em);
+        self.flood.finish(&mut self.em);
+        for r in &mut self.rules {
+            r.finish(&mut self.em);
+        }
+    }
+
+    /// Takes the alert events queued so far, in order.
+    pub fn drain_alerts(&mut self) -> Vec<AlertEvent> {
+        core::mem::take(&mut self.em.events)
+    }
+
+    /// Takes the series points emitted so far (empty unless [`StatsConfig::series`] is set),
+    /// ordered by closing second, then window, interface and key.
+    pub fn drain_series(&mut self) -> Vec<SeriesPoint> {
+        self.series
+            .as_mut()
+            .map(|s| core::mem::take(&mut s.points))
+            .unwrap_or_default()
+    }
+
+    /// The alerts open now, with their evidence so far, by id.
+    pub fn active_alerts(&self) -> Vec<Alert> {
+        let mut v: Vec<Alert> = self
+            .vertical
+            .active()
+            .chain(self.horizontal.active())
+            .chain(self.arp.active())
+            .chain(self.flood.active())
+            .chain(self.rules.iter().filter_map(RuleState::active))
+            .cloned()
+            .collect();
+        v.sort_by_key(|a| a.id);
+        v
+    }
+
+    /// The protocol hierarchy.
+    pub fn hierarchy(&self) -> &Hierarchy {
+        &self.hierarchy
+    }
+
+    /// The top-talker rankings.
+    pub fn talkers(&self) -> &TopTalkers {
+        &self.talkers
+    }
+
+    /// Totals and drop counters.
+    pub fn counters(&self) -> Counters {
+        let mut c = self.counters;
+        c.key_overflows = self.rings.key_overflows;
+        c.iface_overflows = self.rings.iface_overflows;
+        c.hierarchy_overflow_frames = self.hierarchy.overflow_frames();
+        c.detector_drops = DetectorDrops {
+            vertical_scan: self.vertical.drops,
+            horizontal_scan: self.horizontal.drops,
+            arp_sweep: self.arp.drops,
+            syn_flood: self.flood.drops,
+            alert_events: self.em.dropped,
+        };
+        c.alerts_raised = self.em.raised;
+        c
+    }
+
+    /// Sizes of the bounded tables, for tests and `/metrics`.
+    pub fn table_sizes(&self) -> TableSizes {
+        let (vp, vprobes) = self.vertical.tracked();
+        let (hk, hprobes) = self.horizontal.tracked();
+        TableSizes {
+            tracked_flows: self.flows.len(),
+            vertical_pairs: vp,
+            vertical_probes: vprobes,
+            horizontal_keys: hk,
+            horizontal_probes: hprobes,
+            arp_senders: self.arp.tracked(),
+            flood_sources: self.flood.tracked(),
+            ifaces: self.rings.ifaces.len(),
+            keys: self.rings.ifaces.iter().map(|f| f.keys.len()).sum(),
+            hierarchy_nodes: self.hierarchy.rows().len(),
+            pending_alert_events: self.em.events.len(),
+            pending_series_points: self.series.as_ref().map_or(0, |s| s.points.len()),
+        }
+    }
+
+    /// Everything at once: a snapshot, the hierarchy, the top `n` talkers, open alerts.
+    pub fn report(&self, n: usize) -> Report {
+        Report {
+            snapshot: self.snapshot(),
+            hierarchy: self.hierarchy.tree(),
+            talkers: self.talkers.top(n),
+            active_alerts: self.active_alerts(),
+        }
+    }
+}
+
+fn key_order(p: &SeriesPoint) -> (u8, &str) {
+    let l = match p.layer {
+        "all" => 0,
+        "l3" => 1,
+        "l4" => 2,
+        "app" => 3,
+        _ => 4,
+    };
+    (l, p.proto.as_str())
+}
+
+/// Sizes of the aggregator's bounded tables.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TableSizes {
+    /// Flows tracked individually.
+    pub tracked_flows: usize,
+    /// Vertical scan (source, host) pairs.
+    pub vertical_pairs: usize,
+    /// Vertical scan probes held.
+    pub vertical_probes: usize,
+    /// Horizontal scan keys and sources.
+    pub horizontal_keys: usize,
+    /// Horizontal scan probes held.
+    pub horizontal_probes: usize,
+    /// ARP senders.
+    pub arp_senders: usize,
+    /// Flood sources.
+    pub flood_sources: usize,
+    /// Interface rows.
+    pub ifaces: usize,
+    /// Protocol keys over all interfaces.
+    pub keys: usize,
+    /// Hierarchy nodes.
+    pub hierarchy_nodes: usize,
+    /// Alert events waiting to be drained.
+    pub pending_alert_events: usize,
+    /// Series points waiting to be drained.
+    pub pending_series_points: usize,
+}
+
+/// A full report ([`Stats::report`]).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Report {
+    /// Window metrics at the last closed second.
+    pub snapshot: Snapshot,
+    /// Protocol hierarchy.
+    pub hierarchy: Vec<HierarchyNode>,
+    /// Top talkers.
+    pub talkers: TalkersReport,
+    /// Alerts open now.
+    pub active_alerts: Vec<Alert>,
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,393 @@
+//! Top talkers — hosts, host pairs and responder ports — by bytes and by packets, counted from
+//! flow summaries (never per packet).
+//!
+//! Each ranking is a weighted **Space-Saving** summary (Metwally, Agrawal, El Abbadi, 2005)
+//! with `capacity` counters: exact while fewer than `capacity` distinct keys were seen; after
+//! that, a new key replaces the key with the smallest count and inherits that count as its
+//! error. Guarantees, with `N` the total weight added and `m` the capacity:
+//! - every reported count overestimates the true count by at most its `error` (≤ `N / m`);
+//! - every key whose true count exceeds `N / m` is in the summary.
+//!
+//! The minimum is found with an indexed binary heap, so each update costs `O(log m)`.
+
+use core::hash::Hash;
+use core::net::IpAddr;
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+/// A weighted Space-Saving summary over keys `K`.
+#[derive(Clone, Debug)]
+pub struct SpaceSaving<K> {
+    capacity: usize,
+    /// Min-heap by count.
+    heap: Vec<Counter<K>>,
+    pos: foldhash::HashMap<K, usize>,
+    total: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Counter<K> {
+    key: K,
+    count: u64,
+    error: u64,
+}
+
+/// One ranked key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Ranked<K> {
+    /// The key.
+    pub key: K,
+    /// Its count (bytes or packets); an overestimate by at most `error`.
+    pub count: u64,
+    /// Maximum overestimation (0 while the summary is exact).
+    pub error: u64,
+}
+
+impl<K: Hash + Eq + Clone + Ord> SpaceSaving<K> {
+    /// A summary with `capacity` counters (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        SpaceSaving {
+            capacity: capacity.max(1),
+            heap: Vec::new(),
+            pos: HashMap::default(),
+            total: 0,
+        }
+    }
+
+    /// Adds `weight` to `key`.
+    pub fn add(&mut self, key: &K, weight: u64) {
+        if weight == 0 {
+            return;
+        }
+        self.total = self.total.saturating_add(weight);
+        if let Some(&i) = self.pos.get(key) {
+            if let Some(c) = self.heap.get_mut(i) {
+                c.count = c.count.saturating_add(weight);
+            }
+            self.sift_down(i);
+            return;
+        }
+        if self.heap.len() < self.capacity {
+            self.heap.push(Counter {
+                key: key.clone(),
+                count: weight,
+                error: 0,
+            });
+            let i = self.heap.len() - 1;
+            self.pos.insert(key.clone(), i);
+            self.sift_up(i);
+            return;
+        }
+        // Replace the minimum.
+        let Some(min) = self.heap.first_mut() else {
+            return;
+        };
+        let old = core::mem::replace(&mut min.key, key.clone());
+        min.error = min.count;
+        min.count = min.count.saturating_add(weight);
+        self.pos.remove(&old);
+        self.pos.insert(key.clone(), 0);
+        self.sift_down(0);
+    }
+
+    /// Total weight added.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Distinct keys held.
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    /// Whether nothing was added.
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+
+    /// Whether counts are exact (the capacity was never exceeded).
+    pub fn is_exact(&self) -> bool {
+        self.heap.iter().all(|c| c.error == 0)
+    }
+
+    /// The `n` largest counts, largest first; ties by key, so the order is deterministic.
+    pub fn top(&self, n: usize) -> Vec<Ranked<K>> {
+        let mut v: Vec<&Counter<K>> = self.heap.iter().collect();
+        v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
+        v.into_iter()
+            .take(n)
+            .map(|c| Ranked {
+                key: c.key.clone(),
+                count: c.count,
+                error: c.error,
+            })
+            .collect()
+    }
+
+    fn count_at(&self, i: usize) -> u64 {
+        self.heap.get(i).map_or(u64::MAX, |c| c.count)
+    }
+
+    fn swap(&mut self, a: usize, b: usize) {
+        if a == b || a >= self.heap.len() || b >= self.heap.len() {
+            return;
+        }
+        self.heap.swap(a, b);
+        for i in [a, b] {
+            if let Some(c) = self.heap.get(i) {
+                if let Some(p) = self.pos.get_mut(&c.key) {
+                    *p = i;
+                }
+            }
+        }
+    }
+
+    fn sift_up(&mut self, mut i: usize) {
+        while i > 0 {
+            let parent = (i - 1) / 2;
+            if self.count_at(i) >= self.count_at(parent) {
+                break;
+            }
+            self.swap(i, parent);
+            i = parent;
+        }
+    }
+
+    fn sift_down(&mut self, mut i: usize) {
+        loop {
+            let (l, r) = (2 * i + 1, 2 * i + 2);
+            let mut m = i;
+            if l < self.heap.len() && self.count_at(l) < self.count_at(m) {
+                m = l;
+            }
+            if r < self.heap.len() && self.count_at(r) < self.count_at(m) {
+                m = r;
+            }
+            if m == i {
+                break;
+            }
+            self.swap(i, m);
+            i = m;
+        }
+    }
+}
+
+/// A host pair, order-independent (the smaller address first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct HostPair {
+    /// The smaller address.
+    pub a: IpAddr,
+    /// The larger address.
+    pub b: IpAddr,
+}
+
+impl HostPair {
+    /// The pair of `x` and `y` in either order.
+    pub fn new(x: IpAddr, y: IpAddr) -> HostPair {
+        if x <= y {
+            HostPair { a: x, b: y }
+        } else {
+            HostPair { a: y, b: x }
+        }
+    }
+}
+
+/// A responder port: IP protocol and port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct ServicePort {
+    /// IP protocol number.
+    pub proto: u8,
+    /// Responder port.
+    pub port: u16,
+}
+
+/// What to rank by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RankBy {
+    /// Wire bytes (both directions).
+    Bytes,
+    /// Packets (both directions).
+    Packets,
+}
+
+/// The six rankings: hosts, host pairs and ports, each by bytes and by packets.
+#[derive(Clone, Debug)]
+pub struct TopTalkers {
+    hosts: [SpaceSaving<IpAddr>; 2],
+    pairs: [SpaceSaving<HostPair>; 2],
+    ports: [SpaceSaving<ServicePort>; 2],
+}
+
+/// The top-n lists of [`TopTalkers`], owned and serializable.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TalkersReport {
+    /// Hosts by bytes.
+    pub hosts_by_bytes: Vec<Ranked<IpAddr>>,
+    /// Hosts by packets.
+    pub hosts_by_packets: Vec<Ranked<IpAddr>>,
+    /// Host pairs by bytes.
+    pub pairs_by_bytes: Vec<Ranked<HostPair>>,
+    /// Host pairs by packets.
+    pub pairs_by_packets: Vec<Ranked<HostPair>>,
+    /// Responder ports by bytes.
+    pub ports_by_bytes: Vec<Ranked<ServicePort>>,
+    /// Responder ports by packets.
+    pub ports_by_packets: Vec<Ranked<ServicePort>>,
+}
+
+impl TopTalkers {
+    /// Rankings with `capacity` counters each.
+    pub fn new(capacity: usize) -> TopTalkers {
+        TopTalkers {
+            hosts: [SpaceSaving::new(capacity), SpaceSaving::new(capacity)],
+            pairs: [SpaceSaving::new(capacity), SpaceSaving::new(capacity)],
+            ports: [SpaceSaving::new(capacity), SpaceSaving::new(capacity)],
+        }
+    }
+
+    /// Adds `bytes` and `packets` exchanged between `initiator` and `responder`, whose
+    /// service is `proto`/`port`. A host is credited with the bytes it sent and received.
+    pub fn add(
+        &mut self,
+        initiator: IpAddr,
+        responder: IpAddr,
+        proto: u8,
+        port: u16,
+        bytes: u64,
+        packets: u64,
+    ) {
+        for (i, w) in [bytes, packets].into_iter().enumerate() {
+            if let Some(h) = self.hosts.get_mut(i) {
+                h.add(&initiator, w);
+                if responder != initiator {
+                    h.add(&responder, w);
+                }
+            }
+            if let Some(p) = self.pairs.get_mut(i) {
+                p.add(&HostPair::new(initiator, responder), w);
+            }
+            if let Some(p) = self.ports.get_mut(i) {
+                p.add(&ServicePort { proto, port }, w);
+            }
+        }
+    }
+
+    fn idx(by: RankBy) -> usize {
+        match by {
+            RankBy::Bytes => 0,
+            RankBy::Packets => 1,
+        }
+    }
+
+    /// Top `n` hosts.
+    pub fn hosts(&self, by: RankBy, n: usize) -> Vec<Ranked<IpAddr>> {
+        self.hosts
+            .get(Self::idx(by))
+            .map(|s| s.top(n))
+            .unwrap_or_default()
+    }
+
+    /// Top `n` host pairs.
+    pub fn pairs(&self, by: RankBy, n: usize) -> Vec<Ranked<HostPair>> {
+        self.pairs
+            .get(Self::idx(by))
+            .map(|s| s.top(n))
+            .unwrap_or_default()
+    }
+
+    /// Top `n` responder ports.
+    pub fn ports(&self, by: RankBy, n: usize) -> Vec<Ranked<ServicePort>> {
+        self.ports
+            .get(Self::idx(by))
+            .map(|s| s.top(n))
+            .unwrap_or_default()
+    }
+
+    /// All six top-`n` lists.
+    pub fn top(&self, n: usize) -> TalkersReport {
+        TalkersReport {
+            hosts_by_bytes: self.hosts(RankBy::Bytes, n),
+            hosts_by_packets: self.hosts(RankBy::Packets, n),
+            pairs_by_bytes: self.pairs(RankBy::Bytes, n),
+            pairs_by_packets: self.pairs(RankBy::Packets, n),
+            ports_by_bytes: self.ports(RankBy::Bytes, n),
+            ports_by_packets: self.ports(RankBy::Packets, n),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::net::Ipv4Addr;
+
+    fn ip(a: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(10, 0, 0, a))
+    }
+
+    #[test]
+    fn exact_under_capacity() {
+        let mut s = SpaceSaving::new(10);
+        for (k, w) in [(1u32, 5u64), (2, 7), (1, 4), (3, 1)] {
+            s.add(&k, w);
+        }
+        let t = s.top(10);
+        assert_eq!(
+            t.iter().map(|r| (r.key, r.count)).collect::<Vec<_>>(),
+            vec![(1, 9), (2, 7), (3, 1)]
+        );
+        assert!(s.is_exact());
+        assert_eq!(s.total(), 17);
+    }
+
+    #[test]
+    fn space_saving_bound() {
+        // Heavy hitters 0..4 with weight 1000 each, interleaved with 10_000 one-off keys.
+        let mut s = SpaceSaving::new(64);
+        let mut truth: HashMap<u32, u64> = HashMap::new();
+        for i in 0..10_000u32 {
+            let k = 100 + i;
+            s.add(&k, 1);
+            *truth.entry(k).or_default() += 1;
+            if i % 50 == 0 {
+                for h in 0..5u32 {
+                    s.add(&h, 5);
+                    *truth.entry(h).or_default() += 5;
+                }
+            }
+        }
+        let n = s.total();
+        let m = 64u64;
+        let top = s.top(5);
+        let mut keys: Vec<u32> = top.iter().map(|r| r.key).collect();
+        keys.sort();
+        assert_eq!(keys, vec![0, 1, 2, 3, 4]);
+        for r in s.top(64) {
+            let t = truth[&r.key];
+            assert!(r.count >= t, "never underestimates");
+            assert!(r.count - t <= r.error, "error bounds the overestimate");
+            assert!(r.error <= n / m, "error ≤ N/m");
+        }
+        assert!(!s.is_exact());
+        assert_eq!(s.len(), 64);
+    }
+
+    #[test]
+    fn talkers_pairs_are_unordered() {
+        let mut t = TopTalkers::new(100);
+        t.add(ip(1), ip(2), 6, 443, 1000, 10);
+        t.add(ip(2), ip(1), 6, 22, 500, 20);
+        t.add(ip(3), ip(2), 17, 53, 100, 2);
+        let pairs = t.pairs(RankBy::Bytes, 10);
+        assert_eq!(pairs[0].key, HostPair::new(ip(1), ip(2)));
+        assert_eq!(pairs[0].count, 1500);
+        let hosts = t.hosts(RankBy::Bytes, 1);
+        assert_eq!((hosts[0].key, hosts[0].count), (ip(2), 1600));
+        let ports = t.ports(RankBy::Packets, 1);
+        assert_eq!(ports[0].key, ServicePort { proto: 6, port: 22 });
+        let r = t.top(2);
+        assert_eq!(r.hosts_by_packets.len(), 2);
+    }
+}

@@ -1,0 +1,301 @@
+//! gen_pcap.py background traffic (~100 k flows) plus a crafted 1000-port SYN scan, merged
+//! by timestamp.
+//!
+//! gen_pcap's "normal" traffic is not scan-free: its short-flow model includes inbound probes
+//! from 64 internet "scanner" addresses to local hosts (SYN-only and SYN+RST flows), and at
+//! 50 k packets/s those land within seconds of each other, so some scanner→host pairs reach
+//! five failed ports and some scanner→port keys reach 25 failed hosts. Those are scans by the
+//! detectors' definition. The test therefore checks:
+//! - the crafted scan raises exactly one vertical-scan alert, naming its source and target,
+//!   with all its ports and high severity — the only high-severity scan alert;
+//! - every other scan alert is one a batch oracle over the same flows finds (and vice versa):
+//!   nothing fires that the rules do not call a scan, nothing is missed or doubled.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use netmon_capture::{CaptureSource, Next, PcapWriter, TsPrecision};
+use netmon_packet::LinkType;
+use netmon_stats::{
+    AlertKind, Evidence, FlowObs, ProbeOutcome, Severity, Stats, StatsConfig, Subject, Timestamp,
+};
+
+use crate::corpus::closed_alerts;
+use crate::driver::Driver;
+
+const SCANNER: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 66);
+const VICTIM: Ipv4Addr = Ipv4Addr::new(10, 200, 30, 40);
+const OPEN: [u16; 3] = [22, 80, 443];
+
+fn generate(dir: &Path) -> Option<PathBuf> {
+    let shared = netmon_testkit::shared_dir(env!("CARGO_MANIFEST_DIR"));
+    let tool = shared.map(|s| s.join("tools").join("gen_pcap.py"));
+    let Some(tool) = tool.filter(|t| t.is_file()) else {
+        if std::env::var("NETMON_SKIP_CORPUS").as_deref() == Ok("1") {
+            eprintln!("gen_pcap.py not found: workload test skipped (NETMON_SKIP_CORPUS=1)");
+            return None;
+        }
+        panic!("shared/tools/gen_pcap.py not found (set NETMON_SHARED)");
+    };
+    let out = dir.join("normal.pcap");
+    let st = Command::new("python3")
+        .arg(&tool)
+        .args(["-o", out.to_str().unwrap()])
+        .args(["-n", "300000", "-f", "100000", "--seed", "5", "-q"])
+        .status()
+        .expect("python3");
+    assert!(st.success(), "gen_pcap.py failed");
+    Some(out)
+}
+
+fn frame(src: Ipv4Addr, dst: Ipv4Addr, sp: u16, dp: u16, seq: u32, flags: &str) -> Vec<u8> {
+    let mut b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0x66], [2, 0, 0, 0, 0, 0x40])
+        .ipv4(src.octets(), dst.octets(), 64)
+        .tcp(sp, dp, seq, 1024);
+    for f in flags.chars() {
+        b = match f {
+            'S' => b.syn(),
+            'A' => b.ack(seq.wrapping_add(1)),
+            'R' => b.rst(),
+            _ => b,
+        };
+    }
+    let mut v = Vec::new();
+    b.write(&mut v, &[]).unwrap();
+    v
+}
+
+/// The crafted scan: SYNs to ports 1..=1000 in a scrambled order over 4 s from `t0`; the victim
+/// resets closed ports and answers SYN-ACK on 22, 80, 443, which the scanner resets (half-open).
+fn craft(path: &Path, t0: Timestamp) -> Vec<(Timestamp, Vec<u8>)> {
+    let mut w = PcapWriter::create(path, LinkType::ETHERNET, 65535, TsPrecision::Micro).unwrap();
+    let mut pkts = Vec::new();
+    for i in 0..1000u32 {
+        let port = ((i * 337) % 1000 + 1) as u16; // 337 is coprime with 1000: a permutation
+        let sp = 40000 + (i % 2000) as u16;
+        let t = Timestamp(t0.0 + i64::from(i) * 4_000_000);
+        let rtt = 300_000;
+        pkts.push((t, frame(SCANNER, VICTIM, sp, port, 7, "S")));
+        if OPEN.contains(&port) {
+            pkts.push((
+                Timestamp(t.0 + rtt),
+                frame(VICTIM, SCANNER, port, sp, 99, "SA"),
+            ));
+            pkts.push((
+                Timestamp(t.0 + 2 * rtt),
+                frame(SCANNER, VICTIM, sp, port, 8, "R"),
+            ));
+        } else {
+            pkts.push((
+                Timestamp(t.0 + rtt),
+                frame(VICTIM, SCANNER, port, sp, 0, "RA"),
+            ));
+        }
+    }
+    pkts.sort_by_key(|(t, _)| *t);
+    for (t, f) in &pkts {
+        w.write_packet(*t, f, f.len() as u32).unwrap();
+    }
+    w.flush().unwrap();
+    drop(w);
+    // Read back what was written (the file is the test input, as a capture would be).
+    let mut src = netmon_capture::open_file(path).unwrap();
+    let mut back = Vec::new();
+    while let Next::Packet(p) = src.next_packet().unwrap() {
+        back.push((p.meta.ts, p.data.to_vec()));
+    }
+    assert_eq!(back.len(), pkts.len());
+    back
+}
+
+/// Batch oracle: vertical pairs and horizontal sources the rules call scans, over the whole
+/// capture (it spans 6 s, less than one 60 s window).
+fn oracle(ended: &[FlowObs], cfg: &StatsConfig) -> (BTreeSet<(IpAddr, IpAddr)>, BTreeSet<IpAddr>) {
+    let probe = |f: &FlowObs| {
+        let unicast = |ip: IpAddr| match ip {
+            IpAddr::V4(a) => !(a.is_multicast() || a.is_broadcast() || a.is_unspecified()),
+            IpAddr::V6(a) => !(a.is_multicast() || a.is_unspecified()),
+        };
+        if !matches!(f.proto, 6 | 17 | 132) || !unicast(f.initiator.ip) || !unicast(f.responder.ip)
+        {
+            return None;
+        }
+        match f.probe_outcome(true) {
+            ProbeOutcome::Failed => Some(true),
+            ProbeOutcome::Succeeded => Some(false),
+            ProbeOutcome::Undecided => None,
+        }
+    };
+    // Per item: failed unless any probe of it succeeded.
+    let mut vert: BTreeMap<(IpAddr, IpAddr), BTreeMap<u16, bool>> = BTreeMap::new();
+    let mut horiz: BTreeMap<(IpAddr, u8, u16), BTreeMap<IpAddr, bool>> = BTreeMap::new();
+    for f in ended {
+        let Some(failed) = probe(f) else { continue };
+        let v = vert
+            .entry((f.initiator.ip, f.responder.ip))
+            .or_default()
+            .entry(f.responder.port)
+            .or_insert(true);
+        *v &= failed;
+        let h = horiz
+            .entry((f.initiator.ip, f.proto, f.responder.port))
+            .or_default()
+            .entry(f.responder.ip)
+            .or_insert(true);
+        *h &= failed;
+    }
+    let vc = &cfg.detectors.vertical_scan;
+    let hc = &cfg.detectors.horizontal_scan;
+    let v = vert
+        .into_iter()
+        .filter(|(_, ports)| {
+            let n = ports.len() as f64;
+            let failed = ports.values().filter(|f| **f).count() as f64;
+            let keys: Vec<u16> = ports.keys().copied().collect();
+            let run = keys
+                .windows(2)
+                .fold((1u32, 1u32), |(best, cur), w| {
+                    let cur = if w[1] == w[0] + 1 { cur + 1 } else { 1 };
+                    (best.max(cur), cur)
+                })
+                .0;
+            n >= f64::from(vc.min_ports)
+                && (failed / n >= vc.min_failed_ratio
+                    || (run >= vc.sequential_run && failed / n >= vc.sequential_min_failed_ratio))
+        })
+        .map(|(k, _)| k)
+        .collect();
+    let h = horiz
+        .into_iter()
+        .filter(|(_, hosts)| {
+            let n = hosts.len() as f64;
+            let failed = hosts.values().filter(|f| **f).count() as f64;
+            n >= f64::from(hc.min_hosts) && failed / n >= hc.min_failed_ratio
+        })
+        .map(|((src, _, _), _)| src)
+        .collect();
+    (v, h)
+}
+
+#[test]
+fn crafted_scan_among_100k_generated_flows() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("netmon-stats-workload");
+    std::fs::create_dir_all(&dir).unwrap();
+    let Some(normal) = generate(&dir) else {
+        return;
+    };
+    // gen_pcap starts at 2024-03-01T12:00:00Z by default; the scan starts half a second in.
+    let t0 = Timestamp::from_secs_nanos(1_709_294_400, 500_000_000);
+    let crafted = craft(&dir.join("scan.pcap"), t0);
+
+    let cfg = StatsConfig::default();
+    let mut d = Driver::new(Stats::new(cfg.clone()).unwrap());
+    let mut extra = crafted.iter().peekable();
+    let mut src = netmon_capture::open_file(&normal).unwrap();
+    let mut packets = 0u64;
+    loop {
+        let p = match src.next_packet().unwrap() {
+            Next::Packet(p) => p,
+            Next::Timeout => continue,
+            Next::End => break,
+        };
+        while let Some((t, f)) = extra.next_if(|(t, _)| *t <= p.meta.ts) {
+            d.packet(*t, 0, None, LinkType::ETHERNET, f, f.len() as u32);
+        }
+        packets += 1;
+        d.packet(
+            p.meta.ts,
+            p.meta.iface,
+            p.meta.iface_name,
+            p.meta.link_type,
+            p.data,
+            p.meta.orig_len,
+        );
+    }
+    for (t, f) in extra {
+        d.packet(*t, 0, None, LinkType::ETHERNET, f, f.len() as u32);
+    }
+    d.finish();
+    let flows = d.ended.len();
+    assert!(packets > 290_000, "{packets} packets");
+    assert!(flows > 100_000, "{flows} flows");
+
+    let alerts = closed_alerts(&mut d);
+    let scanner = Subject::Ip(IpAddr::V4(SCANNER));
+    let ours: Vec<_> = alerts.iter().filter(|a| a.source == scanner).collect();
+    assert_eq!(ours.len(), 1, "{ours:#?}");
+    let a = ours[0];
+    assert_eq!(a.kind, AlertKind::VerticalScan);
+    assert_eq!(a.target, Some(Subject::Ip(IpAddr::V4(VICTIM))));
+    assert_eq!(a.severity, Severity::High);
+    let Evidence::VerticalScan {
+        ports,
+        probes,
+        failed_ratio,
+        ..
+    } = &a.evidence
+    else {
+        panic!("{a:?}")
+    };
+    assert_eq!((*ports, *probes), (1000, 1000));
+    assert!(
+        (*failed_ratio - 1.0).abs() < 1e-9,
+        "half-open and refused probes all failed"
+    );
+    assert_eq!(a.first_seen, t0);
+
+    // The crafted scan is the only high-severity scan.
+    let high: Vec<_> = alerts
+        .iter()
+        .filter(|a| a.severity == Severity::High)
+        .collect();
+    assert_eq!(high.len(), 1, "{high:#?}");
+
+    // Everything else: exactly what the batch oracle calls a scan.
+    let (v, h) = oracle(&d.ended, &cfg);
+    let ip = |s: &Subject| match s {
+        Subject::Ip(ip) => *ip,
+        Subject::Iface(n) => panic!("{n}"),
+    };
+    let got_v: BTreeSet<(IpAddr, IpAddr)> = alerts
+        .iter()
+        .filter(|a| a.kind == AlertKind::VerticalScan)
+        .map(|a| (ip(&a.source), ip(a.target.as_ref().unwrap())))
+        .collect();
+    let got_h: BTreeSet<IpAddr> = alerts
+        .iter()
+        .filter(|a| a.kind == AlertKind::HorizontalScan)
+        .map(|a| ip(&a.source))
+        .collect();
+    let n_v = alerts
+        .iter()
+        .filter(|a| a.kind == AlertKind::VerticalScan)
+        .count();
+    let n_h = alerts
+        .iter()
+        .filter(|a| a.kind == AlertKind::HorizontalScan)
+        .count();
+    assert_eq!(n_v, got_v.len(), "one vertical alert per pair");
+    assert_eq!(n_h, got_h.len(), "one horizontal alert per source");
+    assert_eq!(got_v, v, "vertical scans vs the batch oracle");
+    assert_eq!(got_h, h, "horizontal scans vs the batch oracle");
+    // gen_pcap's local hosts (10/8, 2a02:8108::/32) browse, resolve and fail to connect now
+    // and then; none of that may look like a scan. Only its internet scanners may.
+    let local = |ip: IpAddr| match ip {
+        IpAddr::V4(a) => a.octets()[0] == 10 && a != VICTIM,
+        IpAddr::V6(a) => a.segments()[..2] == [0x2a02, 0x8108],
+    };
+    let locals: Vec<_> = alerts.iter().filter(|a| local(ip(&a.source))).collect();
+    assert!(locals.is_empty(), "{locals:#?}");
+    let other: Vec<_> = alerts
+        .iter()
+        .filter(|a| !matches!(a.kind, AlertKind::VerticalScan | AlertKind::HorizontalScan))
+        .collect();
+    assert!(other.is_empty(), "{other:#?}");
+    eprintln!(
+        "{packets} generated packets, {flows} flows; alerts: {n_v} vertical (1 crafted), {n_h} horizontal; counters {:?}",
+        d.stats.counters()
+    );
+}
