@@ -212,7 +212,8 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         error: None,
     };
     sink.header()?;
-    let mut engine: Engine = Engine::new(EngineConfig::default());
+    let mut engine: Engine =
+        Engine::new(EngineConfig::default()).map_err(|e| crate::Usage(e.to_string()))?;
     let mut progress = Progress::new(&src, !io::stdout().is_terminal());
     let mut n = 0u64;
     let capture_error = loop {

@@ -10,6 +10,7 @@ mod flows;
 mod input;
 mod json;
 mod read;
+mod stats;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -30,6 +31,10 @@ enum Command {
     Read(read::Args),
     /// Follow the flows of a capture file: one record per flow (table, JSON lines or CSV).
     Flows(flows::Args),
+    /// Statistics of a capture file: protocol hierarchy, per-window series, top talkers.
+    Stats(stats::StatsArgs),
+    /// Run the detectors (scans, sweeps, floods, threshold rules) over a capture file.
+    Alerts(stats::AlertsArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +42,8 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Read(args) => read::run(args),
         Command::Flows(args) => flows::run(args),
+        Command::Stats(args) => stats::run_stats(args),
+        Command::Alerts(args) => stats::run_alerts(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

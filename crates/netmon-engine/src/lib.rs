@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! CaptureSource ─▶ parse (netmon-packet) ─▶ flow table (netmon-flow) ─▶ EngineSink
-//!                                              └─ per-flow extension (classifier)
+//!                        │                     └─ per-flow extension (classifier)
+//!                        └──────────────▶ stats + detectors (netmon-stats) ─▶ alerts, series
 //! ```
 //!
 //! One [`Engine`] owns one flow table and processes packets on the calling thread: no lock, no
@@ -23,7 +24,7 @@
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let mut source = netmon_capture::open_file("capture.pcapng")?;
-//! let mut engine: Engine = Engine::new(EngineConfig::default());
+//! let mut engine: Engine = Engine::new(EngineConfig::default())?;
 //! let outcome = engine.run(&mut source, &mut Print);
 //! eprintln!("{} packets, {} flows", outcome.summary.packets, outcome.summary.flows.created);
 //! if let Some(e) = outcome.error {
@@ -49,19 +50,24 @@ pub mod record;
 
 use netmon_capture::{CaptureError, CaptureSource, CaptureStats, Next, PacketMeta};
 use netmon_flow::{
-    EndReason, Flow, FlowConfig, FlowExt, FlowSink, FlowTable, PacketInfo, TableStats,
+    EndReason, Flow, FlowConfig, FlowCore, FlowExt, FlowSink, FlowTable, PacketInfo, TableStats,
+    TcpState,
 };
 use netmon_packet::{Net, Packet};
+use netmon_stats::{AlertEvent, FlowObs, PacketObs, SeriesPoint, Stats, StatsConfig};
 use netmon_types::Timestamp;
 
 pub use filter::{Filter, FilterError};
 pub use record::FlowRecord;
 
 /// Pipeline configuration.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct EngineConfig {
     /// Flow table settings.
     pub flow: FlowConfig,
+    /// Statistics and detectors; `None` leaves them out (e.g. `netmon flows`, which needs
+    /// neither and runs faster without).
+    pub stats: Option<StatsConfig>,
 }
 
 /// Receives what the pipeline produces. Every method has an empty default.
@@ -72,6 +78,10 @@ pub trait EngineSink<E> {
     fn flow_updated(&mut self, _flow: &Flow<E>, _iface_name: Option<&str>) {}
     /// A flow ended; `flow.core.end_reason` says why.
     fn flow_ended(&mut self, _flow: &Flow<E>, _iface_name: Option<&str>) {}
+    /// A detector raised or closed an alert (with stats enabled).
+    fn alert(&mut self, _event: &AlertEvent) {}
+    /// A window value closed (with stats and its series enabled).
+    fn series(&mut self, _point: &SeriesPoint) {}
 }
 
 impl<E> EngineSink<E> for () {}
@@ -120,8 +130,18 @@ pub struct Outcome {
 pub struct Engine<E: FlowExt = ()> {
     table: FlowTable<E>,
     ctx: E::Ctx,
+    stats: Option<Stats>,
     iface_names: Vec<Option<String>>,
     summary: Summary,
+}
+
+/// An invalid pipeline configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The statistics configuration was refused (e.g. a threshold rule does not parse).
+    #[error("stats: {0}")]
+    Stats(#[from] netmon_stats::ConfigError),
 }
 
 impl<E: FlowExt> Engine<E>
@@ -129,20 +149,27 @@ where
     E::Ctx: Default,
 {
     /// A pipeline with a default extension context.
-    pub fn new(cfg: EngineConfig) -> Engine<E> {
+    pub fn new(cfg: EngineConfig) -> Result<Engine<E>, ConfigError> {
         Engine::with_context(cfg, E::Ctx::default())
     }
 }
 
 impl<E: FlowExt> Engine<E> {
     /// A pipeline whose flow extension uses `ctx` (e.g. a configured classifier context).
-    pub fn with_context(cfg: EngineConfig, ctx: E::Ctx) -> Engine<E> {
-        Engine {
+    pub fn with_context(cfg: EngineConfig, ctx: E::Ctx) -> Result<Engine<E>, ConfigError> {
+        let stats = cfg.stats.map(Stats::new).transpose()?;
+        Ok(Engine {
             table: FlowTable::new(cfg.flow),
             ctx,
+            stats,
             iface_names: Vec::new(),
             summary: Summary::default(),
-        }
+        })
+    }
+
+    /// The statistics and detectors, when enabled.
+    pub fn stats(&self) -> Option<&Stats> {
+        self.stats.as_ref()
     }
 
     /// The flow table (for inspection; memory figures).
@@ -188,10 +215,8 @@ impl<E: FlowExt> Engine<E> {
             wire_len: meta.orig_len,
         };
         let (table, ctx, summary) = (&mut self.table, &mut self.ctx, &mut self.summary);
-        let mut adapter = Adapter {
-            sink,
-            names: &self.iface_names,
-        };
+        let names = &self.iface_names;
+        let mut stats = self.stats.as_mut();
         Packet::parse_frame_with(meta.link_type, data, meta.orig_len as usize, |p| {
             if p.error.is_some() {
                 summary.parse_errors += 1;
@@ -200,17 +225,50 @@ impl<E: FlowExt> Engine<E> {
                 Net::Ipv4(_) | Net::Ipv6(_) => summary.ip_packets += 1,
                 _ => summary.non_ip_packets += 1,
             }
-            table.observe(info, p, ctx, &mut adapter);
+            let mut adapter = Adapter {
+                sink: &mut *sink,
+                names,
+                stats: stats.as_deref_mut(),
+            };
+            let seen = table.observe(info, p, ctx, &mut adapter);
+            if let Some(st) = stats.as_deref_mut() {
+                let name = names.get(meta.iface as usize).and_then(|n| n.as_deref());
+                let mut obs = PacketObs::from_packet(meta.ts, meta.iface, name, p);
+                obs.app = seen
+                    .and_then(|o| table.get(o.flow))
+                    .and_then(|f| f.ext.app());
+                st.on_packet(&obs);
+            }
         });
+        self.drain(sink);
+    }
+
+    /// Hands queued alerts and series points to the sink.
+    fn drain<S: EngineSink<E>>(&mut self, sink: &mut S) {
+        if let Some(st) = self.stats.as_mut() {
+            if st.has_pending() {
+                for ev in st.drain_alerts() {
+                    sink.alert(&ev);
+                }
+                for p in st.drain_series() {
+                    sink.series(&p);
+                }
+            }
+        }
     }
 
     /// Ends every flow with `reason` (end of capture, shutdown).
     pub fn finish<S: EngineSink<E>>(&mut self, reason: EndReason, sink: &mut S) {
         let mut adapter = Adapter {
-            sink,
+            sink: &mut *sink,
             names: &self.iface_names,
+            stats: self.stats.as_mut(),
         };
         self.table.flush(reason, &mut self.ctx, &mut adapter);
+        if let Some(st) = self.stats.as_mut() {
+            st.finish();
+        }
+        self.drain(sink);
     }
 
     /// Reads `source` to its end, processes every frame, then ends every flow.
@@ -250,32 +308,93 @@ impl<E: FlowExt> Engine<E> {
     }
 }
 
-/// Turns flow-table events into engine-sink calls with interface names.
+/// Turns flow-table events into engine-sink calls (with interface names) and stats updates.
 struct Adapter<'s, S> {
     sink: &'s mut S,
     names: &'s [Option<String>],
+    stats: Option<&'s mut Stats>,
 }
 
-impl<E, S: EngineSink<E>> FlowSink<E> for Adapter<'_, S> {
+impl<S> Adapter<'_, S> {
+    fn name(names: &[Option<String>], iface: u16) -> Option<&str> {
+        names.get(usize::from(iface)).and_then(|n| n.as_deref())
+    }
+}
+
+impl<E: FlowExt, S: EngineSink<E>> FlowSink<E> for Adapter<'_, S> {
     fn on_start(&mut self, flow: &Flow<E>) {
-        let n = self
-            .names
-            .get(usize::from(flow.core.key.iface()))
-            .and_then(|n| n.as_deref());
-        self.sink.flow_started(flow, n);
+        if let Some(st) = self.stats.as_deref_mut() {
+            st.on_flow_start(&flow_obs(flow));
+        }
+        self.sink
+            .flow_started(flow, Self::name(self.names, flow.core.key.iface()));
     }
     fn on_update(&mut self, flow: &Flow<E>) {
-        let n = self
-            .names
-            .get(usize::from(flow.core.key.iface()))
-            .and_then(|n| n.as_deref());
-        self.sink.flow_updated(flow, n);
+        if let Some(st) = self.stats.as_deref_mut() {
+            st.on_flow_update(&flow_obs(flow));
+        }
+        self.sink
+            .flow_updated(flow, Self::name(self.names, flow.core.key.iface()));
     }
     fn on_end(&mut self, flow: &Flow<E>) {
-        let n = self
-            .names
-            .get(usize::from(flow.core.key.iface()))
-            .and_then(|n| n.as_deref());
-        self.sink.flow_ended(flow, n);
+        if let Some(st) = self.stats.as_deref_mut() {
+            st.on_flow_end(&flow_obs(flow));
+        }
+        self.sink
+            .flow_ended(flow, Self::name(self.names, flow.core.key.iface()));
+    }
+}
+
+/// The stats crate's view of a flow.
+fn flow_obs<E: FlowExt>(flow: &Flow<E>) -> FlowObs {
+    let c = &flow.core;
+    let (src, dst) = (c.src(), c.dst());
+    FlowObs {
+        id: c.id,
+        first_ts: c.first_seen,
+        last_ts: c.last_seen,
+        iface: u32::from(c.key.iface()),
+        proto: c.key.proto(),
+        initiator: netmon_stats::Endpoint {
+            ip: src.ip,
+            port: src.port,
+        },
+        responder: netmon_stats::Endpoint {
+            ip: dst.ip,
+            port: dst.port,
+        },
+        packets: [c.c2s().packets, c.s2c().packets],
+        bytes: [c.c2s().bytes, c.s2c().bytes],
+        tcp: (c.key.proto() == 6).then(|| stats_tcp_state(c)),
+        responder_answered: c.s2c().packets > 0,
+        icmp_errors: c.icmp_errors,
+        app: flow.ext.app(),
+        end: c.end_reason.map(|r| match r {
+            EndReason::Fin => netmon_stats::EndReason::Fin,
+            EndReason::Rst => netmon_stats::EndReason::Rst,
+            EndReason::IdleTimeout => netmon_stats::EndReason::IdleTimeout,
+            EndReason::ActiveTimeout => netmon_stats::EndReason::ActiveTimeout,
+            EndReason::Evicted => netmon_stats::EndReason::Evicted,
+            EndReason::EndOfCapture | EndReason::Shutdown => netmon_stats::EndReason::Finish,
+        }),
+    }
+}
+
+/// Maps the tracker's TCP state onto the detectors' probe vocabulary (Zeek-like).
+fn stats_tcp_state(c: &FlowCore) -> netmon_stats::TcpState {
+    use netmon_stats::TcpState as S;
+    let (init, resp) = (c.c2s(), c.s2c());
+    let handshake = init.syn > 0 && resp.syn > 0;
+    match c.tcp_state {
+        TcpState::SynSent => S::SynOnly,
+        TcpState::SynReceived => S::HalfOpen,
+        TcpState::Established => S::Established,
+        TcpState::FinWait | TcpState::Closing | TcpState::Closed if handshake => S::Closed,
+        // The responder's first answer was RST: refused.
+        TcpState::Reset if resp.syn == 0 && resp.rst > 0 && init.syn > 0 => S::Rejected,
+        // SYN-ACK answered by the initiator's bare RST: a half-open (SYN) scan of an open port.
+        TcpState::Reset if handshake && !init.flags_seen.ack() => S::HalfOpen,
+        TcpState::Reset if handshake => S::Closed,
+        _ => S::Other,
     }
 }

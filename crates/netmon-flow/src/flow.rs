@@ -264,6 +264,11 @@ pub trait FlowExt: Default {
 
     /// The flow ended; release what is not needed for the final record.
     fn on_end(&mut self, _ctx: &mut Self::Ctx, _flow: &FlowCore) {}
+
+    /// The application protocol, once known (`"tls"`, `"dns"`, ...), for statistics.
+    fn app(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 impl FlowExt for () {

@@ -697,7 +697,13 @@ impl Stats {
         }
     }
 
-    /// Takes the alert events queued so far, in order.
+    /// Whether alert events or series points are waiting to be drained (cheap; for callers
+    /// that drain after every packet).
+    pub fn has_pending(&self) -> bool {
+        !self.em.events.is_empty() || self.series.as_ref().is_some_and(|s| !s.points.is_empty())
+    }
+
+    /// Takes the alert events raised since the last call, in order.
     pub fn drain_alerts(&mut self) -> Vec<AlertEvent> {
         core::mem::take(&mut self.em.events)
     }

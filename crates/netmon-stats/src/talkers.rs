@@ -193,6 +193,13 @@ impl HostPair {
     }
 }
 
+/// `a <-> b`.
+impl core::fmt::Display for HostPair {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{} <-> {}", self.a, self.b)
+    }
+}
+
 /// A responder port: IP protocol and port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct ServicePort {
@@ -200,6 +207,18 @@ pub struct ServicePort {
     pub proto: u8,
     /// Responder port.
     pub port: u16,
+}
+
+/// `tcp/443`, `udp/53`, or `<number>/<port>` for other protocols.
+impl core::fmt::Display for ServicePort {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.proto {
+            6 => write!(f, "tcp/{}", self.port),
+            17 => write!(f, "udp/{}", self.port),
+            132 => write!(f, "sctp/{}", self.port),
+            p => write!(f, "{p}/{}", self.port),
+        }
+    }
 }
 
 /// What to rank by.
