@@ -10,6 +10,8 @@
 //! | `NETMON_CORPUS` | the `shared/corpus` directory (overrides the above for the corpus) |
 //! | `NETMON_SKIP_CORPUS=1` | corpus tests print a notice and pass without running |
 //!
+//! [`oracle`] holds the oracle's flow accounting (key, counts, reading and diffing).
+//!
 //! Without `NETMON_SKIP_CORPUS=1`, a corpus that cannot be found **fails** the test: a test
 //! that silently skips its real inputs would be a test that cannot fail.
 //!
@@ -23,6 +25,8 @@
 #![deny(missing_docs)]
 
 use std::path::{Path, PathBuf};
+
+pub mod oracle;
 
 pub use netmon_types::Timestamp;
 
