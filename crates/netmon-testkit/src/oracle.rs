@@ -21,9 +21,11 @@
 //! assert_eq!(c.b_to_a, (1, 60));
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
+
+use crate::{Timestamp, parse_epoch};
 
 /// IP protocols whose flows carry ports (ORACLE.md: TCP, UDP, UDP-Lite, SCTP, DCCP).
 pub const PORT_PROTOS: [u8; 5] = [6, 17, 136, 132, 33];
@@ -216,6 +218,98 @@ pub fn oracle_accounting(v: &serde_json::Value) -> Result<Accounting, String> {
     })
 }
 
+/// TCP flag counts of one direction, as the oracle counts them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpFlagCounts {
+    /// Segments with SYN and without ACK.
+    pub syn: u64,
+    /// Segments with SYN and ACK.
+    pub synack: u64,
+    /// Segments with FIN.
+    pub fin: u64,
+    /// Segments with RST.
+    pub rst: u64,
+}
+
+/// What the oracle says about a flow beyond its counts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Details {
+    /// Timestamp of the earliest frame.
+    pub first: Timestamp,
+    /// Timestamp of the latest frame.
+    pub last: Timestamp,
+    /// TCP flag counts sent by A and by B (all zero for flows without TCP headers).
+    pub tcp: [TcpFlagCounts; 2],
+    /// VLAN stacks seen (`outer/inner` ids, as tshark lists them); empty without VLANs.
+    pub vlans: BTreeSet<String>,
+    /// pcapng interface ids seen; empty for formats without interfaces (classic pcap).
+    pub interfaces: BTreeSet<u32>,
+}
+
+/// Reads the per-flow details of one flow list (`flows` or `tunnel_inner_flows`).
+pub fn oracle_details(
+    v: &serde_json::Value,
+    name: &str,
+) -> Result<BTreeMap<OracleKey, Details>, String> {
+    let mut m = BTreeMap::new();
+    for fl in v[name]
+        .as_array()
+        .ok_or_else(|| format!("oracle: {name} missing"))?
+    {
+        let key = fl["key"].as_str().ok_or("oracle: flow without key")?;
+        let k = OracleKey::parse(key).ok_or_else(|| format!("oracle: bad key {key}"))?;
+        let ts = |f: &str| {
+            fl[f]
+                .as_str()
+                .and_then(parse_epoch)
+                .ok_or_else(|| format!("{key}: {f}"))
+        };
+        let mut tcp = [TcpFlagCounts::default(); 2];
+        if let Some(t) = fl.get("tcp_flags") {
+            for (dir, c) in ["a_to_b", "b_to_a"].iter().zip(tcp.iter_mut()) {
+                let n = |f: &str| t[dir].get(f).map_or(Some(0), serde_json::Value::as_u64);
+                *c = TcpFlagCounts {
+                    syn: n("syn").ok_or_else(|| format!("{key}: tcp_flags"))?,
+                    synack: n("synack").ok_or_else(|| format!("{key}: tcp_flags"))?,
+                    fin: n("fin").ok_or_else(|| format!("{key}: tcp_flags"))?,
+                    rst: n("rst").ok_or_else(|| format!("{key}: tcp_flags"))?,
+                };
+            }
+        }
+        let list = |f: &str| {
+            fl.get(f)
+                .and_then(serde_json::Value::as_array)
+                .into_iter()
+                .flatten()
+        };
+        let vlans = list("vlan_ids")
+            .map(|x| {
+                x.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| format!("{key}: vlan_ids"))
+            })
+            .collect::<Result<_, _>>()?;
+        let interfaces = list("interfaces")
+            .map(|x| {
+                x.as_u64()
+                    .and_then(|i| u32::try_from(i).ok())
+                    .ok_or_else(|| format!("{key}: interfaces"))
+            })
+            .collect::<Result<_, _>>()?;
+        let d = Details {
+            first: ts("first_ts")?,
+            last: ts("last_ts")?,
+            tcp,
+            vlans,
+            interfaces,
+        };
+        if m.insert(k, d).is_some() {
+            return Err(format!("oracle: duplicate key {key}"));
+        }
+    }
+    Ok(m)
+}
+
 /// Differences between two flow maps, each named `<what> <key>` so that an exception can list
 /// it, with a message saying both sides (`who` names the side under test).
 pub fn diff_flows(who: &str, what: &str, ours: &Flows, oracle: &Flows) -> Vec<(String, String)> {
@@ -371,5 +465,54 @@ mod tests {
                 .contains("duplicate")
         );
         assert!(oracle_flows(&dup, "tunnel_inner_flows").is_err());
+    }
+
+    #[test]
+    fn reads_flow_details() {
+        let v: serde_json::Value = serde_json::from_str(
+            r#"{"flows": [{"key": "6|10.0.0.1|80|10.0.0.2|4000",
+                           "first_ts": "1.5", "last_ts": "2.000000001",
+                           "tcp_flags": {"a_to_b": {"synack": 1, "fin": 1}, "b_to_a": {"syn": 1}},
+                           "vlan_ids": ["13/10"], "interfaces": [0, 2]},
+                          {"key": "1|10.0.0.1|-|10.0.0.2|-", "first_ts": "1.0", "last_ts": "1.0"}]}"#,
+        )
+        .unwrap();
+        let d = oracle_details(&v, "flows").unwrap();
+        let tcp = &d[&OracleKey::parse("6|10.0.0.1|80|10.0.0.2|4000").unwrap()];
+        assert_eq!(
+            (tcp.first, tcp.last),
+            (
+                Timestamp::from_nanos(1_500_000_000),
+                Timestamp::from_nanos(2_000_000_001)
+            )
+        );
+        assert_eq!(
+            tcp.tcp,
+            [
+                TcpFlagCounts {
+                    synack: 1,
+                    fin: 1,
+                    ..TcpFlagCounts::default()
+                },
+                TcpFlagCounts {
+                    syn: 1,
+                    ..TcpFlagCounts::default()
+                }
+            ]
+        );
+        assert_eq!(tcp.vlans.iter().collect::<Vec<_>>(), ["13/10"]);
+        assert_eq!(tcp.interfaces.iter().collect::<Vec<_>>(), [&0, &2]);
+        let icmp = &d[&OracleKey::parse("1|10.0.0.1|-|10.0.0.2|-").unwrap()];
+        assert!(icmp.vlans.is_empty() && icmp.interfaces.is_empty());
+        assert_eq!(icmp.tcp, [TcpFlagCounts::default(); 2]);
+        let bad: serde_json::Value = serde_json::from_str(
+            r#"{"flows": [{"key": "1|1.1.1.1|-|2.2.2.2|-", "first_ts": "x", "last_ts": "1.0"}]}"#,
+        )
+        .unwrap();
+        assert!(
+            oracle_details(&bad, "flows")
+                .unwrap_err()
+                .contains("first_ts")
+        );
     }
 }
