@@ -63,7 +63,15 @@ impl<W: Write> Out<W> {
             Format::Table => writeln!(
                 self.out,
                 "{:<6} {:<47} {:<47} {:>8} {:>12} {:>8} {:>12} {:>12} {:<12} end",
-                "proto", "src", "dst", "pkts>", "bytes>", "pkts<", "bytes<", "duration", "state",
+                "proto",
+                "src",
+                "dst",
+                "pkts>",
+                "bytes>",
+                "pkts<",
+                "bytes<",
+                "duration",
+                "state",
             ),
             Format::Csv => writeln!(
                 self.out,
