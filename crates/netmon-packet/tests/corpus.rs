@@ -35,6 +35,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use model::{Frame, IpLayer};
+use netmon_testkit::oracle::{self, OracleKey};
 
 /// What differs on a frame (per-packet check).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -176,9 +177,9 @@ fn corpus_flows_match_oracle() {
         let oracle = std::fs::read(&oracle_path)
             .map_err(|e| format!("{}: {e}", oracle_path.display()))
             .and_then(|b| serde_json::from_slice(&b).map_err(|e| format!("oracle JSON: {e}")))
-            .and_then(|v| model::oracle_accounting(&v))?;
+            .and_then(|v| oracle::oracle_accounting(&v))?;
         let frames = netmon_frames(path)?;
-        Ok::<_, String>(model::diff_accounting(
+        Ok::<_, String>(oracle::diff_accounting(
             "netmon",
             &model::account(&frames),
             &oracle,
@@ -333,8 +334,8 @@ fn corpus_packets_match_tshark() {
         let self_check = std::fs::read(&oracle_path)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
-            .and_then(|v| model::oracle_accounting(&v).ok())
-            .map(|o| model::diff_accounting("tshark", &model::account(&theirs), &o));
+            .and_then(|v| oracle::oracle_accounting(&v).ok())
+            .map(|o| oracle::diff_accounting("tshark", &model::account(&theirs), &o));
         Ok::<_, String>((ours, theirs, self_check))
     });
     // NETMON_CORPUS_DUMP=<part of a file name> prints both sides of every frame of those files.
@@ -430,55 +431,12 @@ fn exceptions_table_is_well_formed() {
             }
         }
         for a in e.aggregate {
-            let ok = *a == "frames"
-                || *a == "non-ip"
-                || a.strip_prefix("flow ")
-                    .or_else(|| a.strip_prefix("inner "))
-                    .is_some_and(|k| model::FlowKey::parse(k).is_some());
-            assert!(ok, "{}: bad aggregate item {a:?}", e.file);
+            assert!(
+                oracle::is_diff_name(a),
+                "{}: bad aggregate item {a:?}",
+                e.file
+            );
         }
-    }
-}
-
-#[test]
-fn flow_keys_order_and_print_like_the_oracle() {
-    let v4 = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
-    // IPv4 sorts before IPv6; then address bytes; then port (none first).
-    let (k, swapped) =
-        model::FlowKey::canon(Some(17), (v4("::1"), Some(1)), (v4("9.9.9.9"), Some(2)));
-    assert!(swapped);
-    assert_eq!(k.to_string(), "17|9.9.9.9|2|::1|1");
-    let (k, swapped) = model::FlowKey::canon(
-        Some(6),
-        (v4("10.0.0.2"), Some(80)),
-        (v4("10.0.0.10"), Some(5)),
-    );
-    assert!(!swapped, "bytes, not text: 10.0.0.2 < 10.0.0.10");
-    assert_eq!(k.to_string(), "6|10.0.0.2|80|10.0.0.10|5");
-    let (_, swapped) =
-        model::FlowKey::canon(Some(6), (v4("1.1.1.1"), Some(9)), (v4("1.1.1.1"), Some(8)));
-    assert!(swapped);
-    let (k, _) = model::FlowKey::canon(Some(1), (v4("1.1.1.1"), None), (v4("1.1.1.1"), None));
-    assert_eq!(k.to_string(), "1|1.1.1.1|-|1.1.1.1|-");
-    for s in [
-        "17|9.9.9.9|2|::1|1",
-        "-|fe80::1|-|ff02::2|-",
-        "58|::ffff:1.2.3.4|-|::1|-",
-    ] {
-        assert_eq!(model::FlowKey::parse(s).unwrap().to_string(), s);
-    }
-    // The oracle writes addresses as tshark prints them; they are compared as addresses.
-    assert_eq!(
-        model::FlowKey::parse("6|2001:0:4137:9e50:8000:f12a:b9c8:2815|1|::1|2"),
-        model::FlowKey::parse("6|2001:0:4137:9e50:8000:f12a:b9c8:2815|1|0::1|2")
-    );
-    for bad in [
-        "",
-        "6|1.1.1.1|1|2.2.2.2",
-        "6|1.1.1.1|x|2.2.2.2|2",
-        "6|a|1|2.2.2.2|2|7",
-    ] {
-        assert_eq!(model::FlowKey::parse(bad), None, "{bad}");
     }
 }
 
@@ -614,7 +572,7 @@ fn tshark_rows_are_walked_like_the_oracle() {
         ]
     );
     // The later fragment (frame 3) took the ports of its first fragment (frame 4), found later.
-    let frag_flow = model::FlowKey::parse("17|2001:db8::1|53|2001:db8::2|40000").unwrap();
+    let frag_flow = OracleKey::parse("17|2001:db8::1|53|2001:db8::2|40000").unwrap();
     assert_eq!(acc.flows[&frag_flow].a_to_b, (2, 1614));
     let inner: Vec<String> = acc.inner_flows.keys().map(|k| k.to_string()).collect();
     assert_eq!(inner, ["58|fe80::1|-|ff02::2|-"]);

@@ -10,6 +10,8 @@
 //! | `NETMON_CORPUS` | the `shared/corpus` directory (overrides the above for the corpus) |
 //! | `NETMON_SKIP_CORPUS=1` | corpus tests print a notice and pass without running |
 //!
+//! [`oracle`] holds the oracle's flow accounting (key, counts, reading and diffing).
+//!
 //! Without `NETMON_SKIP_CORPUS=1`, a corpus that cannot be found **fails** the test: a test
 //! that silently skips its real inputs would be a test that cannot fail.
 //!
@@ -23,6 +25,8 @@
 #![deny(missing_docs)]
 
 use std::path::{Path, PathBuf};
+
+pub mod oracle;
 
 pub use netmon_types::Timestamp;
 
@@ -104,16 +108,22 @@ impl Corpus {
         p
     }
 
-    /// The tshark oracle of a capture (`oracle/<file name>.oracle.json`), parsed.
+    /// The tshark oracle of a capture (`oracle/<file name>.oracle.json`), parsed. Panics when
+    /// it is missing or not JSON.
     pub fn oracle(&self, capture: &Path) -> serde_json::Value {
+        self.try_oracle(capture).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The tshark oracle of a capture, or a message naming the file and the problem.
+    pub fn try_oracle(&self, capture: &Path) -> Result<serde_json::Value, String> {
         let name = capture
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or_default();
         let path = self.dir.join("oracle").join(format!("{name}.oracle.json"));
         let text =
-            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
 }
 

@@ -1,12 +1,11 @@
 //! The per-frame summary both sides (netmon and tshark) are reduced to, and the oracle's flow
-//! accounting (`/work/shared/tools/ORACLE.md`, `tshark_oracle.py`) over such summaries.
+//! accounting (`/work/shared/tools/ORACLE.md`, `tshark_oracle.py`) over such summaries. The
+//! oracle's key, counts, JSON reading and diffing live in [`netmon_testkit::oracle`].
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::net::IpAddr;
 
-/// IP protocols whose flows carry ports (ORACLE.md: TCP, UDP, UDP-Lite, SCTP, DCCP).
-pub(crate) const PORT_PROTOS: [u8; 5] = [6, 17, 136, 132, 33];
+use netmon_testkit::oracle::{Accounting, Counts, OracleKey, PORT_PROTOS};
 
 /// Transport headers netmon parses, by tshark's protocol token. A header cut short counts as
 /// recognised when its ports survived (tshark names it then too).
@@ -52,115 +51,6 @@ pub(crate) struct Frame {
     pub(crate) non_ip: Option<String>,
 }
 
-/// A flow key `proto|ipA|portA|ipB|portB`, A ≤ B in (IP version, address bytes, port) order.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) struct FlowKey {
-    pub(crate) proto: Option<u8>,
-    pub(crate) a: (IpAddr, Option<u16>),
-    pub(crate) b: (IpAddr, Option<u16>),
-}
-
-impl fmt::Display for FlowKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let opt = |f: &mut fmt::Formatter<'_>, v: Option<u16>| match v {
-            Some(v) => write!(f, "{v}"),
-            None => f.write_str("-"),
-        };
-        match self.proto {
-            Some(p) => write!(f, "{p}|")?,
-            None => f.write_str("-|")?,
-        }
-        write!(f, "{}|", self.a.0)?;
-        opt(f, self.a.1)?;
-        write!(f, "|{}|", self.b.0)?;
-        opt(f, self.b.1)
-    }
-}
-
-impl FlowKey {
-    /// Parses the oracle's key string (addresses are compared as addresses, not text).
-    pub(crate) fn parse(s: &str) -> Option<FlowKey> {
-        let mut it = s.split('|');
-        let proto = match it.next()? {
-            "-" => None,
-            p => Some(p.parse().ok()?),
-        };
-        let port = |p: &str| -> Option<Option<u16>> {
-            match p {
-                "-" => Some(None),
-                p => p.parse().ok().map(Some),
-            }
-        };
-        let a = (it.next()?.parse().ok()?, port(it.next()?)?);
-        let b = (it.next()?.parse().ok()?, port(it.next()?)?);
-        if it.next().is_some() {
-            return None;
-        }
-        Some(FlowKey { proto, a, b })
-    }
-
-    /// Orders the two endpoints; returns the key and whether `src` became B (direction b→a).
-    pub(crate) fn canon(
-        proto: Option<u8>,
-        src: (IpAddr, Option<u16>),
-        dst: (IpAddr, Option<u16>),
-    ) -> (FlowKey, bool) {
-        let sort = |e: &(IpAddr, Option<u16>)| {
-            let (ver, bytes) = match e.0 {
-                IpAddr::V4(v) => (4, v.octets().to_vec()),
-                IpAddr::V6(v) => (6, v.octets().to_vec()),
-            };
-            (ver, bytes, e.1.map_or(-1, i32::from))
-        };
-        if sort(&src) <= sort(&dst) {
-            (
-                FlowKey {
-                    proto,
-                    a: src,
-                    b: dst,
-                },
-                false,
-            )
-        } else {
-            (
-                FlowKey {
-                    proto,
-                    a: dst,
-                    b: src,
-                },
-                true,
-            )
-        }
-    }
-}
-
-/// Packets and bytes per direction.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Counts {
-    pub(crate) a_to_b: (u64, u64),
-    pub(crate) b_to_a: (u64, u64),
-}
-
-impl fmt::Display for Counts {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "a→b {}p/{}B, b→a {}p/{}B",
-            self.a_to_b.0, self.a_to_b.1, self.b_to_a.0, self.b_to_a.1
-        )
-    }
-}
-
-/// Everything the oracle's `summary`, `flows` and `tunnel_inner_flows` say about addresses,
-/// ports, protocols and counts.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Accounting {
-    pub(crate) frames: u64,
-    pub(crate) non_ip_frames: u64,
-    pub(crate) flows: BTreeMap<FlowKey, Counts>,
-    pub(crate) inner_flows: BTreeMap<FlowKey, Counts>,
-}
-
 type FragKey = (IpAddr, IpAddr, Option<u8>, u32);
 
 /// The oracle's accounting over `frames`: two passes, so that non-first fragments take the
@@ -189,13 +79,13 @@ pub(crate) fn account(frames: &[Frame]) -> Accounting {
         if !l.proto.is_some_and(|p| PORT_PROTOS.contains(&p)) {
             ports = None;
         }
-        FlowKey::canon(
+        OracleKey::canon(
             l.proto,
             (l.src, ports.map(|p| p.0)),
             (l.dst, ports.map(|p| p.1)),
         )
     };
-    let add = |map: &mut BTreeMap<FlowKey, Counts>, l: &IpLayer, len: u64| {
+    let add = |map: &mut BTreeMap<OracleKey, Counts>, l: &IpLayer, len: u64| {
         let (k, swapped) = key_of(l);
         let c = map.entry(k).or_default();
         let d = if swapped {
@@ -222,94 +112,4 @@ pub(crate) fn account(frames: &[Frame]) -> Accounting {
         }
     }
     acc
-}
-
-/// Reads the oracle JSON's accounting. Errors are the test's (a corrupt oracle).
-pub(crate) fn oracle_accounting(v: &serde_json::Value) -> Result<Accounting, String> {
-    let summary = &v["summary"];
-    let frames = summary["frames"]
-        .as_u64()
-        .ok_or("oracle: summary.frames missing")?;
-    let non_ip_frames = summary["non_ip_frames"]
-        .as_object()
-        .ok_or("oracle: summary.non_ip_frames missing")?
-        .values()
-        .map(|n| n.as_u64().ok_or("oracle: non_ip_frames value"))
-        .sum::<Result<u64, _>>()?;
-    let flows = |name: &str| -> Result<BTreeMap<FlowKey, Counts>, String> {
-        let mut m = BTreeMap::new();
-        for fl in v[name]
-            .as_array()
-            .ok_or_else(|| format!("oracle: {name} missing"))?
-        {
-            let key = fl["key"].as_str().ok_or("oracle: flow without key")?;
-            let k = FlowKey::parse(key).ok_or_else(|| format!("oracle: bad key {key}"))?;
-            let dir = |d: &str| -> Result<(u64, u64), String> {
-                Ok((
-                    fl[d]["packets"]
-                        .as_u64()
-                        .ok_or_else(|| format!("{key}: {d}.packets"))?,
-                    fl[d]["bytes"]
-                        .as_u64()
-                        .ok_or_else(|| format!("{key}: {d}.bytes"))?,
-                ))
-            };
-            let c = Counts {
-                a_to_b: dir("a_to_b")?,
-                b_to_a: dir("b_to_a")?,
-            };
-            if m.insert(k, c).is_some() {
-                return Err(format!("oracle: duplicate key {key}"));
-            }
-        }
-        Ok(m)
-    };
-    Ok(Accounting {
-        frames,
-        non_ip_frames,
-        flows: flows("flows")?,
-        inner_flows: flows("tunnel_inner_flows")?,
-    })
-}
-
-/// One aggregate difference, named so that an exception can list it: `frames`, `non-ip`,
-/// `flow <key>` or `inner <key>`.
-/// `who` names the side under test in the messages.
-pub(crate) fn diff_accounting(
-    who: &str,
-    ours: &Accounting,
-    oracle: &Accounting,
-) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    if ours.frames != oracle.frames {
-        out.push((
-            "frames".to_owned(),
-            format!("{who} {} frames, oracle {}", ours.frames, oracle.frames),
-        ));
-    }
-    if ours.non_ip_frames != oracle.non_ip_frames {
-        out.push((
-            "non-ip".to_owned(),
-            format!(
-                "{who} {} non-IP frames, oracle {}",
-                ours.non_ip_frames, oracle.non_ip_frames
-            ),
-        ));
-    }
-    for (what, a, b) in [
-        ("flow", &ours.flows, &oracle.flows),
-        ("inner", &ours.inner_flows, &oracle.inner_flows),
-    ] {
-        for k in a.keys().chain(b.keys().filter(|k| !a.contains_key(k))) {
-            let (x, y) = (a.get(k), b.get(k));
-            if x != y {
-                let show = |c: Option<&Counts>| c.map_or("absent".to_owned(), Counts::to_string);
-                out.push((
-                    format!("{what} {k}"),
-                    format!("{who} {}, oracle {}", show(x), show(y)),
-                ));
-            }
-        }
-    }
-    out
 }
