@@ -12,7 +12,6 @@ use clap::ValueEnum;
 use netmon_capture::{CaptureSource, Next};
 use netmon_engine::{Engine, EngineConfig, EngineSink, Filter, FlowRecord};
 use netmon_flow::{EndReason, Flow};
-use netmon_packet::Escaped;
 
 use crate::input::{Progress, describe, open};
 
@@ -155,12 +154,8 @@ fn write_csv<W: Write>(w: &mut W, r: &FlowRecord) -> io::Result<()> {
         .map(u16::to_string)
         .collect::<Vec<_>>()
         .join(";");
-    // Interface names come from the capture file: escape them like every untrusted string.
-    let name = r
-        .iface_name
-        .as_deref()
-        .map(|n| Escaped::new(n.as_bytes()).to_string())
-        .unwrap_or_default();
+    // The engine escapes interface names once (they come from the capture file).
+    let name = r.iface_name.as_deref().unwrap_or_default();
     let outer = match &r.outer {
         Some(k) => serde_json::to_string(k).map_err(io::Error::from)?,
         None => String::new(),
@@ -187,7 +182,7 @@ fn write_csv<W: Write>(w: &mut W, r: &FlowRecord) -> io::Result<()> {
         r.end_reason.unwrap_or(""),
         vlan,
         r.iface,
-        Csv(&name),
+        Csv(name),
         r.icmp_errors,
         Csv(&outer),
     )

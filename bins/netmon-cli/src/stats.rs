@@ -8,7 +8,6 @@ use anyhow::{Context, anyhow};
 use netmon_capture::{CaptureSource, FileSource, Next};
 use netmon_engine::{Engine, EngineConfig, EngineSink, Summary};
 use netmon_flow::EndReason;
-use netmon_packet::Escaped;
 use netmon_stats::{
     Alert, AlertEvent, Evidence, Report, SeriesConfig, SeriesPoint, StatsConfig, Subject,
 };
@@ -186,12 +185,9 @@ fn summary_json(s: &Summary) -> serde_json::Value {
     })
 }
 
-/// Interface names come from capture files: shown escaped, like every untrusted string.
+/// Interface names reach the detectors through the engine, which escapes them.
 fn subject(s: &Subject) -> String {
-    match s {
-        Subject::Ip(ip) => ip.to_string(),
-        Subject::Iface(n) => Escaped::new(n.as_bytes()).to_string(),
-    }
+    s.to_string()
 }
 
 fn write_alert_text<W: Write>(w: &mut W, a: &Alert) -> io::Result<()> {
@@ -305,10 +301,8 @@ fn write_stats_text<W: Write>(
             .iter()
             .filter(|p| p.values.window_secs == win && p.layer == "all")
         {
-            let iface = p
-                .iface_name
-                .as_deref()
-                .map(|n| Escaped::new(n.as_bytes()).to_string());
+            // Escaped by the engine already.
+            let iface = p.iface_name.clone();
             writeln!(
                 w,
                 "  {} {:<8} {:>12.1} {:>14.1} {:>10.2} {:>9}",

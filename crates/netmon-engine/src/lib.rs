@@ -190,7 +190,8 @@ impl<E: FlowExt> Engine<E> {
         }
     }
 
-    /// The name of a capture interface, as far as the source said.
+    /// The name of a capture interface, as far as the source said, escaped (see
+    /// [`netmon_packet::Escaped`]).
     pub fn iface_name(&self, iface: u32) -> Option<&str> {
         self.iface_names
             .get(iface as usize)
@@ -231,7 +232,7 @@ impl<E: FlowExt> Engine<E> {
                 stats: stats.as_deref_mut(),
             };
             let seen = table.observe(info, p, ctx, &mut adapter);
-            if let Some(st) = stats.as_deref_mut() {
+            if let Some(st) = stats {
                 let name = names.get(meta.iface as usize).and_then(|n| n.as_deref());
                 let mut obs = PacketObs::from_packet(meta.ts, meta.iface, name, p);
                 obs.app = seen
@@ -303,7 +304,9 @@ impl<E: FlowExt> Engine<E> {
             self.iface_names.resize(i + 1, None);
         }
         if let (Some(slot @ None), Some(name)) = (self.iface_names.get_mut(i), meta.iface_name) {
-            *slot = Some(name.to_owned());
+            // Names come from capture files (or the OS): keep them escaped (printable ASCII,
+            // `\xNN` for other bytes, at most 256 bytes), so every output is safe to show.
+            *slot = Some(netmon_packet::Escaped::new(name.as_bytes()).to_string());
         }
     }
 }

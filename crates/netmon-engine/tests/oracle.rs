@@ -182,7 +182,7 @@ struct Run {
 
 fn run_engine(path: &Path) -> Result<Run, String> {
     let mut src = netmon_capture::open_file(path).map_err(|e| format!("open: {e}"))?;
-    let mut engine: Engine = Engine::new(EngineConfig::default());
+    let mut engine: Engine = Engine::new(EngineConfig::default()).unwrap();
     let mut sink = Collect::default();
     let out = engine.run(&mut src, &mut sink);
     Ok(Run {
@@ -567,7 +567,7 @@ fn exceptions_table_is_well_formed() {
 /// Builds a record the way the flow table would report it (through a real engine run over
 /// crafted frames), so the mapping is tested on real records.
 fn records_of(frames: &[Vec<u8>]) -> Vec<(FlowKey, FlowRecord)> {
-    let mut engine: Engine = Engine::new(EngineConfig::default());
+    let mut engine: Engine = Engine::new(EngineConfig::default()).unwrap();
     let mut sink = Collect::default();
     for (i, f) in frames.iter().enumerate() {
         let meta = PacketMeta {

@@ -1090,41 +1090,38 @@ fn is_service_port(p: u16) -> bool {
         )
 }
 
-/// TCP state machine (as seen from the wire; both directions through one state).
+/// TCP state machine (as seen from the wire; both directions through one state). The
+/// handshake step comes first, then FIN on top of it, so a FIN riding on the handshake's last
+/// ACK or on the first data segment is not lost.
 fn tcp_transition(c: &mut FlowCore, side: Side, f: netmon_packet::TcpFlags, data: bool) {
     use TcpState::*;
+    if f.rst() {
+        c.tcp_state = Reset;
+        return;
+    }
     let from_init = side == c.initiator;
-    let st = c.tcp_state;
-    let fins = (c.stats[0].fin > 0, c.stats[1].fin > 0);
-    c.tcp_state = if f.rst() {
-        Reset
-    } else {
-        match st {
-            None => {
-                if f.syn() && !f.ack() {
-                    SynSent
-                } else if f.syn() {
-                    SynReceived
-                } else if f.fin() {
-                    FinWait
-                } else {
-                    MidStream
-                }
-            }
-            SynSent if f.syn() && f.ack() && !from_init => SynReceived,
-            SynSent | SynReceived if data => Established,
-            SynReceived if f.ack() && !f.syn() && from_init => Established,
-            Established | MidStream | SynSent | SynReceived if f.fin() => {
-                if fins.0 && fins.1 {
+    let both_fins = c.sent_by(Side::Lo).fin > 0 && c.sent_by(Side::Hi).fin > 0;
+    let mut st = match c.tcp_state {
+        None if f.syn() && !f.ack() => SynSent,
+        None if f.syn() => SynReceived,
+        None => MidStream,
+        SynSent if f.syn() && f.ack() && !from_init => SynReceived,
+        SynSent | SynReceived if data => Established,
+        SynReceived if f.ack() && !f.syn() && from_init => Established,
+        Closing if f.ack() && !f.fin() => Closed,
+        s => s,
+    };
+    if f.fin() {
+        st = match st {
+            None | SynSent | SynReceived | Established | MidStream | FinWait => {
+                if both_fins {
                     Closing
                 } else {
                     FinWait
                 }
             }
-            FinWait if fins.0 && fins.1 => Closing,
-            Closing if f.ack() && !f.fin() => Closed,
-            Reset => Reset,
             s => s,
-        }
-    };
+        };
+    }
+    c.tcp_state = st;
 }

@@ -591,3 +591,45 @@ fn vxlan_inner_flow_marked_with_outer_key() {
     assert_eq!(r.finish().ended.len(), 1);
     let _ = IpNumber::UDP;
 }
+
+#[test]
+fn fin_on_the_handshake_ack_or_first_data_is_not_lost() {
+    for data in [&b""[..], b"hello"] {
+        let mut r = Run::new(FlowConfig::default());
+        let o = r
+            .feed(
+                0,
+                &tcp(A, B, 40000, 80, flags(true, false, false, false), b""),
+            )
+            .unwrap();
+        r.feed(
+            1,
+            &tcp(B, A, 80, 40000, flags(true, true, false, false), b""),
+        );
+        r.feed(
+            2,
+            &tcp(A, B, 40000, 80, flags(false, true, true, false), data),
+        );
+        assert_eq!(
+            r.table.get(o.flow).unwrap().core.tcp_state,
+            TcpState::FinWait,
+            "data {data:?}"
+        );
+        r.feed(
+            3,
+            &tcp(B, A, 80, 40000, flags(false, true, true, false), b""),
+        );
+        assert_eq!(
+            r.table.get(o.flow).unwrap().core.tcp_state,
+            TcpState::Closing
+        );
+        r.feed(
+            4,
+            &tcp(A, B, 40000, 80, flags(false, true, false, false), b""),
+        );
+        assert_eq!(
+            r.table.get(o.flow).unwrap().core.tcp_state,
+            TcpState::Closed
+        );
+    }
+}
