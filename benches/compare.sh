@@ -220,20 +220,23 @@ for r in "${rows[@]}"; do
 done
 printf '%s\n' "${rows[@]}" | awk -F'|' -v pk="$packets" -v ref="$ref" '
 function rate(p) { return p >= 1e6 ? sprintf("%.2f M", p / 1e6) : sprintf("%.1f k", p / 1e3) }
-BEGIN {
+{ row[NR] = $0; if (length($2) > w) w = length($2) }
+END {
     split(ref, rf, " "); rs = rf[1]; rm = rf[2]
-    fmt = "%-13s %-52s %9s %11s %11s %10s %10s\n"
+    if (w < 7) w = 7
+    fmt = "%-13s %-" w "s %9s %11s %11s %10s %10s\n"
     printf fmt, "tool", "command", "seconds", "packets/s", "peak RSS MB", "pps ratio", "RSS ratio"
-}
-{
-    if ($3 != "ok") { printf "%-13s %-52s %s\n", $1, $2, $3; next }
-    s = $4; m = $5
-    pps = s > 0 ? pk / s : 0
-    mb = m * 1024 / 1e6
-    pr = "-"; mr = "-"
-    if (rs != "" && s > 0 && rs > 0) pr = sprintf("%.2f", s / rs)   # netmon pps / tool pps
-    if (rm != "" && m > 0) mr = sprintf("%.3f", rm / m)              # netmon RSS / tool RSS
-    printf fmt, $1, $2, sprintf("%.3f", s), (s > 0 ? rate(pps) : "-"), sprintf("%.1f", mb), pr, mr
+    for (i = 1; i <= NR; i++) {
+        split(row[i], f, "|")
+        if (f[3] != "ok") { printf "%-13s %-" w "s %s\n", f[1], f[2], f[3]; continue }
+        s = f[4]; m = f[5]
+        pps = s > 0 ? pk / s : 0
+        mb = m * 1024 / 1e6
+        pr = "-"; mr = "-"
+        if (rs != "" && s > 0 && rs > 0) pr = sprintf("%.2f", s / rs)   # netmon pps / tool pps
+        if (rm != "" && m > 0) mr = sprintf("%.3f", rm / m)              # netmon RSS / tool RSS
+        printf fmt, f[1], f[2], sprintf("%.3f", s), (s > 0 ? rate(pps) : "-"), sprintf("%.1f", mb), pr, mr
+    }
 }'
 echo "pps ratio = netmon-flows packets/s / tool packets/s (>1: netmon is faster);" \
     "RSS ratio = netmon-flows peak RSS / tool peak RSS (<1: netmon uses less)."
