@@ -8,8 +8,10 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use netmon_capture::{CaptureError, CaptureSource, Next};
+use netmon_capture::{CaptureError, CaptureSource, Next, PacketMeta};
+use netmon_flow::PacketInfo;
 use netmon_packet::LinkType;
+use netmon_types::Timestamp;
 
 /// The workspace root (the parent of this package's directory).
 pub fn workspace_root() -> PathBuf {
@@ -54,10 +56,20 @@ pub fn bench_data_dir() -> PathBuf {
     target.join("bench-data")
 }
 
-/// A `gen_pcap.py` workload of `packets` packets from `seed`, at
-/// `target/bench-data/<name>.pcap`. Generated on first use (≈1 s per 100 k packets), reused
-/// afterwards; delete the file to regenerate it. Panics if it cannot be generated.
+/// A `gen_pcap.py` workload of `packets` packets from `seed` (the generator's default flow
+/// count, `packets / 25`), at `target/bench-data/<name>.pcap`. Generated on first use (≈1 s per
+/// 100 k packets), reused afterwards; delete the file to regenerate it. Panics if it cannot be
+/// generated.
 pub fn workload(name: &str, packets: u32, seed: u32) -> PathBuf {
+    generate(name, packets, None, seed)
+}
+
+/// Like [`workload`] with exactly `flows` distinct IP flows (`gen_pcap.py -f flows`).
+pub fn workload_with_flows(name: &str, packets: u32, flows: u32, seed: u32) -> PathBuf {
+    generate(name, packets, Some(flows), seed)
+}
+
+fn generate(name: &str, packets: u32, flows: Option<u32>, seed: u32) -> PathBuf {
     let dir = bench_data_dir();
     let path = dir.join(format!("{name}.pcap"));
     if path.is_file() {
@@ -71,24 +83,25 @@ pub fn workload(name: &str, packets: u32, seed: u32) -> PathBuf {
     let mut tmp = OsString::from(path.as_os_str());
     tmp.push(format!(".tmp{}", std::process::id()));
     let tmp = PathBuf::from(tmp);
+    let flows_arg = flows.map(|f| f.to_string());
     eprintln!(
-        "generating {} ({packets} packets, seed {seed}) with {}",
+        "generating {} ({packets} packets, {} flows, seed {seed}) with {}",
         path.display(),
+        flows_arg.as_deref().unwrap_or("default"),
         script.display()
     );
-    let status = Command::new("python3")
-        .arg(&script)
-        .arg("-o")
-        .arg(&tmp)
-        .args([
-            "-n",
-            &packets.to_string(),
-            "--seed",
-            &seed.to_string(),
-            "-q",
-        ])
-        .status();
-    match status {
+    let mut cmd = Command::new("python3");
+    cmd.arg(&script).arg("-o").arg(&tmp).args([
+        "-n",
+        &packets.to_string(),
+        "--seed",
+        &seed.to_string(),
+        "-q",
+    ]);
+    if let Some(f) = &flows_arg {
+        cmd.args(["-f", f]);
+    }
+    match cmd.status() {
         Ok(s) if s.success() => {}
         Ok(s) => panic!("{} failed ({s})", script.display()),
         Err(e) => panic!("cannot run python3 {}: {e}", script.display()),
@@ -102,6 +115,8 @@ pub fn workload(name: &str, packets: u32, seed: u32) -> PathBuf {
 /// One frame of a [`Frames`] set.
 #[derive(Clone, Copy, Debug)]
 pub struct Frame<'a> {
+    /// Capture timestamp.
+    pub ts: Timestamp,
     /// How to parse the frame.
     pub link_type: LinkType,
     /// The captured bytes.
@@ -112,6 +127,7 @@ pub struct Frame<'a> {
 
 #[derive(Clone, Copy, Debug)]
 struct FrameLoc {
+    ts: Timestamp,
     link_type: LinkType,
     start: usize,
     end: usize,
@@ -133,7 +149,12 @@ impl Frames {
         let mut frames = Frames::default();
         loop {
             match src.next_packet()? {
-                Next::Packet(p) => frames.push(p.meta.link_type, p.data, p.meta.orig_len as usize),
+                Next::Packet(p) => frames.push_at(
+                    p.meta.ts,
+                    p.meta.link_type,
+                    p.data,
+                    p.meta.orig_len as usize,
+                ),
                 Next::Timeout => {}
                 Next::End => break,
             }
@@ -141,11 +162,17 @@ impl Frames {
         Ok(frames)
     }
 
-    /// Appends a frame.
+    /// Appends a frame with timestamp 0.
     pub fn push(&mut self, link_type: LinkType, data: &[u8], orig_len: usize) {
+        self.push_at(Timestamp(0), link_type, data, orig_len);
+    }
+
+    /// Appends a frame captured at `ts`.
+    pub fn push_at(&mut self, ts: Timestamp, link_type: LinkType, data: &[u8], orig_len: usize) {
         let start = self.buf.len();
         self.buf.extend_from_slice(data);
         self.locs.push(FrameLoc {
+            ts,
             link_type,
             start,
             end: self.buf.len(),
@@ -171,10 +198,35 @@ impl Frames {
     /// The frames, in file order.
     pub fn iter(&self) -> impl Iterator<Item = Frame<'_>> + '_ {
         self.locs.iter().map(|l| Frame {
+            ts: l.ts,
             link_type: l.link_type,
             data: self.buf.get(l.start..l.end).unwrap_or_default(),
             orig_len: l.orig_len,
         })
+    }
+}
+
+impl<'a> Frame<'a> {
+    /// The frame's metadata as a capture source would report it (interface 0, no name), for
+    /// `Engine::process`.
+    pub fn meta(&self) -> PacketMeta<'a> {
+        PacketMeta {
+            ts: self.ts,
+            iface: 0,
+            iface_name: None,
+            link_type: self.link_type,
+            cap_len: u32::try_from(self.data.len()).unwrap_or(u32::MAX),
+            orig_len: u32::try_from(self.orig_len).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// The per-packet facts `FlowTable::observe` needs beside the parsed packet.
+    pub fn info(&self) -> PacketInfo {
+        PacketInfo {
+            ts: self.ts,
+            iface: 0,
+            wire_len: u32::try_from(self.orig_len).unwrap_or(u32::MAX),
+        }
     }
 }
 
@@ -374,6 +426,7 @@ pub mod craft {
 #[cfg(test)]
 mod tests {
     use netmon_packet::{ChecksumStatus, Net, Packet, Transport, TunnelKind};
+    use netmon_types::Timestamp;
 
     use super::craft;
 
@@ -431,19 +484,32 @@ mod tests {
         assert!(fs.is_empty());
         fs.push(netmon_packet::LinkType::RAW, b"abc", 10);
         fs.push(netmon_packet::LinkType::ETHERNET, b"", 0);
-        fs.push(netmon_packet::LinkType::IPV4, b"de", 2);
+        fs.push_at(Timestamp(7), netmon_packet::LinkType::IPV4, b"de", 2);
         let got: Vec<_> = fs
             .iter()
-            .map(|f| (f.link_type, f.data, f.orig_len))
+            .map(|f| (f.ts, f.link_type, f.data, f.orig_len))
             .collect();
         assert_eq!(
             got,
             [
-                (netmon_packet::LinkType::RAW, &b"abc"[..], 10),
-                (netmon_packet::LinkType::ETHERNET, &b""[..], 0),
-                (netmon_packet::LinkType::IPV4, &b"de"[..], 2),
+                (Timestamp(0), netmon_packet::LinkType::RAW, &b"abc"[..], 10),
+                (Timestamp(0), netmon_packet::LinkType::ETHERNET, &b""[..], 0),
+                (Timestamp(7), netmon_packet::LinkType::IPV4, &b"de"[..], 2),
             ]
         );
         assert_eq!((fs.len(), fs.captured_bytes()), (3, 5));
+        let last = fs.iter().last().expect("three frames");
+        let meta = last.meta();
+        assert_eq!(
+            (
+                meta.ts,
+                meta.iface,
+                meta.link_type,
+                meta.cap_len,
+                meta.orig_len
+            ),
+            (Timestamp(7), 0, netmon_packet::LinkType::IPV4, 2, 2)
+        );
+        assert_eq!(last.info().wire_len, 2);
     }
 }
