@@ -139,7 +139,7 @@ fn engine(c: &mut Criterion) {
         });
         g.bench_function(BenchmarkId::new("process", w.label), |b| {
             b.iter_batched(
-                || Engine::<()>::new(EngineConfig::default()),
+                || Engine::<()>::new(EngineConfig::default()).expect("default engine config"),
                 |mut e| {
                     for f in frames.iter() {
                         e.process(&f.meta(), black_box(f.data), &mut ());

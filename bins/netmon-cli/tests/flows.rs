@@ -689,7 +689,11 @@ fn hostile_interface_names_are_escaped_in_every_format() {
     let text = clean(&netmon(&["flows", p, "--format", "jsonl"]), "jsonl", true);
     assert_eq!(text.lines().count(), 1, "{text:?}");
     let r: Value = serde_json::from_str(text.trim_end()).unwrap();
-    assert_eq!(r["iface_name"], escaped.as_str(), "JSON carries the escaped name");
+    assert_eq!(
+        r["iface_name"],
+        escaped.as_str(),
+        "JSON carries the escaped name"
+    );
 
     let text = clean(&netmon(&["flows", p, "--format", "csv"]), "csv", true);
     let rows = parse_csv(&text);

@@ -1,0 +1,63 @@
+//! Traffic classification for netmon (work in progress: protocol parsers land first, the
+//! per-flow classifier that ties them together follows).
+//!
+//! Everything read from a packet is hostile: parsers are bounded, never panic, and keep
+//! strings as bytes ([`Text`]) that are escaped wherever they are shown.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
+/// Longest string kept from a packet (SNI, Host, DNS name, user agent, ...), in bytes. Longer
+/// ones are cut and marked [`Text::truncated`].
+pub const MAX_TEXT: usize = 1024;
+
+/// A string taken from a packet: raw bytes (possibly invalid UTF-8, control characters, ...),
+/// bounded to [`MAX_TEXT`] bytes. Show it through [`netmon_packet::Escaped`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Text {
+    bytes: Box<[u8]>,
+    truncated: bool,
+}
+
+impl Text {
+    /// Copies at most [`MAX_TEXT`] bytes of `b`.
+    pub fn new(b: &[u8]) -> Text {
+        let truncated = b.len() > MAX_TEXT;
+        Text {
+            bytes: b.get(..MAX_TEXT).unwrap_or(b).into(),
+            truncated,
+        }
+    }
+    /// The bytes kept.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+    /// Whether the original was longer than what is kept.
+    pub fn truncated(&self) -> bool {
+        self.truncated
+    }
+    /// The escaped, printable form (see [`netmon_packet::Escaped`]).
+    pub fn escaped(&self) -> netmon_packet::Escaped<'_> {
+        netmon_packet::Escaped::new(&self.bytes).max_len(MAX_TEXT)
+    }
+}
+
+impl From<&[u8]> for Text {
+    fn from(b: &[u8]) -> Text {
+        Text::new(b)
+    }
+}
+
+impl From<&str> for Text {
+    fn from(s: &str) -> Text {
+        Text::new(s.as_bytes())
+    }
+}
