@@ -226,6 +226,10 @@ impl<E: FlowExt> Engine<E> {
                 Net::Ipv4(_) | Net::Ipv6(_) => summary.ip_packets += 1,
                 _ => summary.non_ip_packets += 1,
             }
+            if let Some(st) = stats.as_deref_mut() {
+                // The stats clock first: a flow starting in a new second counts in that second.
+                st.advance(meta.ts);
+            }
             let mut adapter = Adapter {
                 sink: &mut *sink,
                 names,
@@ -338,6 +342,11 @@ impl<E: FlowExt, S: EngineSink<E>> FlowSink<E> for Adapter<'_, S> {
         }
         self.sink
             .flow_updated(flow, Self::name(self.names, flow.core.key.iface()));
+    }
+    fn on_change(&mut self, flow: &Flow<E>) {
+        if let Some(st) = self.stats.as_deref_mut() {
+            st.on_flow_update(&flow_obs(flow));
+        }
     }
     fn on_end(&mut self, flow: &Flow<E>) {
         if let Some(st) = self.stats.as_deref_mut() {

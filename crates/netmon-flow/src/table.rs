@@ -107,6 +107,10 @@ pub trait FlowSink<E> {
     fn on_start(&mut self, _flow: &Flow<E>) {}
     /// A long flow reached the active timeout (periodic export).
     fn on_update(&mut self, _flow: &Flow<E>) {}
+    /// Something a live view should know changed: the responder answered for the first time,
+    /// the TCP state moved, an ICMP error quoting the flow arrived, or the extension named the
+    /// application. At most a few calls per flow (not per packet).
+    fn on_change(&mut self, _flow: &Flow<E>) {}
     /// A flow ended; `flow.core.end_reason` says why. It is removed right after.
     fn on_end(&mut self, _flow: &Flow<E>) {}
 }
@@ -509,18 +513,21 @@ impl<E: FlowExt> FlowTable<E> {
         }
         let (key, side) = FlowKey::new(iface, vlan, proto.0, src, dst, ports);
         let (slot, new) = self.lookup_or_create(key, side, p, info.ts, outer, ctx, sink);
+        let before = self.slots.get(slot as usize).map(|s| change_marks(&s.flow));
         let obs = self.count(slot, side, info, p, payload, ctx);
         if let Some(pend) = pending {
             self.add_pending(slot, side, &pend);
         }
-        if new {
-            if let Some(s) = self.slots.get(slot as usize) {
+        if let Some(s) = self.slots.get(slot as usize) {
+            if new {
                 sink.on_start(&s.flow);
+            } else if before != Some(change_marks(&s.flow)) {
+                sink.on_change(&s.flow);
             }
         }
         self.active_timeout(slot, ctx, sink);
         if let Some(q) = quoted_key(p, iface, vlan) {
-            self.link_icmp_error(slot, q);
+            self.link_icmp_error(slot, q, sink);
         }
         self.settle_orphans(ctx, sink);
         obs.map(|(flow, dir)| Observed { flow, dir, new })
@@ -699,7 +706,7 @@ impl<E: FlowExt> FlowTable<E> {
         self.orphans.clear();
     }
 
-    fn link_icmp_error(&mut self, icmp_slot: u32, quoted: FlowKey) {
+    fn link_icmp_error<S: FlowSink<E>>(&mut self, icmp_slot: u32, quoted: FlowKey, sink: &mut S) {
         let h = self.hasher.hash_one(quoted);
         let slots = &self.slots;
         let target = self
@@ -714,6 +721,9 @@ impl<E: FlowExt> FlowTable<E> {
             if let Some(s) = self.slots.get_mut(t as usize) {
                 s.flow.core.icmp_errors = s.flow.core.icmp_errors.saturating_add(1);
                 self.stats.icmp_errors_linked += 1;
+                if s.flow.core.icmp_errors == 1 {
+                    sink.on_change(&s.flow);
+                }
             }
         }
         if let Some(s) = self.slots.get_mut(icmp_slot as usize) {
@@ -900,6 +910,16 @@ impl<E: FlowExt> FlowTable<E> {
             _ => Class::Other,
         }
     }
+}
+
+/// What `on_change` reports a change of: whether the responder has answered, the TCP state,
+/// and whether the extension has named the application.
+fn change_marks<E: FlowExt>(f: &Flow<E>) -> (bool, TcpState, bool) {
+    (
+        f.core.s2c().packets > 0,
+        f.core.tcp_state,
+        f.ext.app().is_some(),
+    )
 }
 
 fn timeout_in(t: &Timeouts, class: usize) -> i64 {

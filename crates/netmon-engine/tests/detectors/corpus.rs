@@ -133,7 +133,6 @@ fn synscan_probes(sink: &crate::common::Collect) -> Vec<&netmon_stats::FlowObs> 
 /// ends (refused: 10 s after the RST; unanswered or half-open: 30 s, or the end of the
 /// capture): the alert is raised at the capture's last packet, 23 s in.
 #[test]
-#[ignore = "engine bug: no flow update when the responder answers (netmon-engine Adapter)"]
 fn synscan_is_raised_while_the_scan_runs() {
     let Some(c) = netmon_testkit::corpus(env!("CARGO_MANIFEST_DIR")) else {
         return;
@@ -163,7 +162,6 @@ fn synscan_is_raised_while_the_scan_runs() {
 /// new probe, so each moves one flow back: 17 new flows in 20:24:16 for 16 started, 312 in
 /// 20:24:21 for 313.
 #[test]
-#[ignore = "engine bug: flow start reported before the stats clock moves to its packet"]
 fn new_flows_count_in_the_second_of_their_first_packet() {
     use netmon_engine::{Engine, EngineConfig, EngineSink};
     use netmon_stats::{SeriesConfig, SeriesPoint, StatsConfig};
