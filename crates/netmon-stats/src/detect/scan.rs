@@ -695,10 +695,31 @@ impl Horizontal {
         for it in &w.items {
             a.add_host(it.what, self.cfg.max_alert_hosts);
         }
-        a.refresh(&self.cfg);
-        em.raise(&a.alert);
         self.probes = self.probes.saturating_sub(w.items.len());
         self.keys.remove(&key);
+        // The same source's failed probes of other ports join the alert: a scan sweeping
+        // several ports across many hosts is one scan, counted in full.
+        let others: Vec<(IpAddr, u8, u16)> =
+            self.keys.keys().filter(|k| k.0 == src).copied().collect();
+        for k in others {
+            let Some(ow) = self.keys.remove(&k) else {
+                continue;
+            };
+            self.probes = self.probes.saturating_sub(ow.items.len());
+            let mut joined = false;
+            for it in ow.items.iter().filter(|i| i.failed) {
+                a.add_host(it.what, self.cfg.max_alert_hosts);
+                a.probes += 1;
+                a.alert.first_seen = a.alert.first_seen.min(Timestamp(it.first));
+                a.alert.last_seen = a.alert.last_seen.max(Timestamp(it.last));
+                joined = true;
+            }
+            if joined {
+                a.add_port((k.1, k.2));
+            }
+        }
+        a.refresh(&self.cfg);
+        em.raise(&a.alert);
         self.srcs.insert(
             src,
             HSrc {
