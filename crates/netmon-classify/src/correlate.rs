@@ -417,3 +417,305 @@ fn chain_head<'n>(cnames: &'n [Option<(Name, Name)>], owner: &'n Name) -> &'n Na
     }
     cur
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::build::{Msg, wire};
+    use crate::dns::{TYPE_A, TYPE_AAAA, TYPE_CNAME};
+
+    enum Rd<'s> {
+        A([u8; 4]),
+        Aaaa(&'s str),
+        Cname(&'s str),
+    }
+
+    /// A response to `qname` with answer records `(owner, ttl, data)`, uncompressed.
+    fn resp(qname: &str, answers: &[(&str, u32, Rd<'_>)]) -> Vec<u8> {
+        let n = u16::try_from(answers.len()).unwrap();
+        let mut m = Msg::new(7, 0x8180, [1, n, 0, 0]);
+        m.name(qname).q(TYPE_A, 1);
+        for (owner, ttl, d) in answers {
+            m.name(owner);
+            match d {
+                Rd::A(a) => m.rr(TYPE_A, 1, *ttl, a),
+                Rd::Aaaa(a) => {
+                    let a: std::net::Ipv6Addr = a.parse().unwrap();
+                    m.rr(TYPE_AAAA, 1, *ttl, &a.octets())
+                }
+                Rd::Cname(t) => m.rr(TYPE_CNAME, 1, *ttl, &wire(t)),
+            };
+        }
+        m.0
+    }
+
+    fn t(secs: i64) -> Timestamp {
+        Timestamp::from_secs_nanos(secs, 0)
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn learn(c: &mut DnsCorrelator, secs: i64, client: &str, msg: &[u8]) -> usize {
+        c.learn(t(secs), ip(client), &DnsMessage::parse(msg).unwrap())
+    }
+
+    fn name_of(c: &mut DnsCorrelator, secs: i64, client: &str, server: &str) -> Option<String> {
+        c.lookup(t(secs), ip(client), ip(server))
+            .map(|n| String::from_utf8_lossy(n.as_bytes()).into_owned())
+    }
+
+    #[test]
+    fn cname_chains_lead_back_to_the_question() {
+        let mut c = DnsCorrelator::default();
+        // Answer order shuffled, and a target in another case.
+        let msg = resp(
+            "www.example.com",
+            &[
+                ("b.cdn.net", 60, Rd::A([192, 0, 2, 1])),
+                ("a.cdn.net", 60, Rd::Cname("B.cdn.NET")),
+                ("www.example.com", 60, Rd::Cname("a.cdn.net")),
+                ("b.cdn.net", 60, Rd::Aaaa("2001:db8::1")),
+                ("b.cdn.net", 60, Rd::A([192, 0, 2, 2])),
+            ],
+        );
+        assert_eq!(learn(&mut c, 10, "10.0.0.1", &msg), 3);
+        for server in ["192.0.2.1", "192.0.2.2", "2001:db8::1"] {
+            assert_eq!(
+                name_of(&mut c, 11, "10.0.0.1", server).as_deref(),
+                Some("www.example.com"),
+                "{server}"
+            );
+        }
+        assert_eq!(c.name_count(), 1, "one name, shared");
+        assert_eq!(c.len(), 3);
+        // A record without a chain keeps its own owner; a CNAME loop ends.
+        let msg = resp(
+            "loop.example",
+            &[
+                ("x.example", 60, Rd::Cname("y.example")),
+                ("y.example", 60, Rd::Cname("x.example")),
+                ("y.example", 60, Rd::A([192, 0, 2, 9])),
+                ("plain.example", 60, Rd::A([192, 0, 2, 10])),
+            ],
+        );
+        assert_eq!(learn(&mut c, 12, "10.0.0.1", &msg), 2);
+        assert!(name_of(&mut c, 13, "10.0.0.1", "192.0.2.9").is_some());
+        assert_eq!(
+            name_of(&mut c, 13, "10.0.0.1", "192.0.2.10").as_deref(),
+            Some("plain.example")
+        );
+        assert_eq!(c.stats().learned, 5);
+    }
+
+    #[test]
+    fn only_answer_records_of_responses_are_learnt() {
+        let mut c = DnsCorrelator::default();
+        let mut q = Msg::new(1, 0x0100, [1, 1, 0, 0]);
+        q.name("a.example")
+            .q(TYPE_A, 1)
+            .name("a.example")
+            .rr(TYPE_A, 1, 60, &[1, 1, 1, 1]);
+        assert_eq!(learn(&mut c, 1, "10.0.0.1", q.bytes()), 0, "a query");
+        let mut glue = Msg::new(1, 0x8180, [1, 0, 0, 1]);
+        glue.name("a.example")
+            .q(TYPE_A, 1)
+            .name("ns.example")
+            .rr(TYPE_A, 1, 60, &[2, 2, 2, 2]);
+        assert_eq!(learn(&mut c, 1, "10.0.0.1", glue.bytes()), 0, "glue");
+        // A malformed record ends learning, keeping what came before.
+        let mut m = Msg::new(1, 0x8180, [1, 2, 0, 0]);
+        m.name("a.example")
+            .q(TYPE_A, 1)
+            .name("a.example")
+            .rr(TYPE_A, 1, 60, &[3, 3, 3, 3]);
+        m.raw(&[0xc0, 0xff]);
+        assert_eq!(learn(&mut c, 1, "10.0.0.1", m.bytes()), 1);
+        assert!(c.lookup(t(2), ip("10.0.0.1"), ip("1.1.1.1")).is_none());
+        assert!(c.lookup(t(2), ip("10.0.0.1"), ip("3.3.3.3")).is_some());
+        assert_eq!((c.stats().hits, c.stats().misses), (1, 1));
+    }
+
+    #[test]
+    fn ttl_against_the_minimum_window() {
+        let short = resp("s.example", &[("s.example", 60, Rd::A([192, 0, 2, 1]))]);
+        let long = resp("l.example", &[("l.example", 3600, Rd::A([192, 0, 2, 2]))]);
+        let bogus = resp(
+            "b.example",
+            &[("b.example", 0x8000_0000, Rd::A([192, 0, 2, 3]))],
+        );
+        let mut c = DnsCorrelator::default();
+        for m in [&short, &long, &bogus] {
+            learn(&mut c, 1000, "10.0.0.1", m);
+        }
+        let alive = |c: &mut DnsCorrelator, s: i64, a: &str| name_of(c, s, "10.0.0.1", a).is_some();
+        assert!(
+            alive(&mut c, 1299, "192.0.2.1"),
+            "min window 300 s > TTL 60"
+        );
+        assert!(!alive(&mut c, 1300, "192.0.2.1"));
+        assert!(alive(&mut c, 4599, "192.0.2.2"), "TTL 3600 > min window");
+        assert!(!alive(&mut c, 4600, "192.0.2.2"));
+        assert!(alive(&mut c, 1299, "192.0.2.3"), "a TTL ≥ 2^31 counts as 0");
+        assert!(!alive(&mut c, 1300, "192.0.2.3"));
+        // A configured window of 10 s: the TTL rules.
+        let mut c = DnsCorrelator::new(CorrelatorConfig {
+            min_window: Duration::from_secs(10),
+            ..CorrelatorConfig::default()
+        });
+        learn(&mut c, 1000, "10.0.0.1", &short);
+        assert!(alive(&mut c, 1059, "192.0.2.1"));
+        assert!(!alive(&mut c, 1060, "192.0.2.1"));
+        // Dropped by an explicit sweep, with its name.
+        assert_eq!((c.len(), c.name_count()), (1, 1));
+        assert_eq!(c.expire(t(1059)), 0);
+        assert_eq!(c.expire(t(1060)), 1);
+        assert_eq!((c.len(), c.name_count(), c.stats().expired), (0, 0, 1));
+    }
+
+    #[test]
+    fn learning_sweeps_expired_answers_by_itself() {
+        let mut c = DnsCorrelator::default();
+        learn(
+            &mut c,
+            0,
+            "10.0.0.1",
+            &resp("a.example", &[("a.example", 1, Rd::A([1, 0, 0, 1]))]),
+        );
+        learn(
+            &mut c,
+            299,
+            "10.0.0.1",
+            &resp("b.example", &[("b.example", 1, Rd::A([1, 0, 0, 2]))]),
+        );
+        assert_eq!(c.len(), 2);
+        // 300 s of packet time later the first one has expired and is swept.
+        learn(
+            &mut c,
+            300,
+            "10.0.0.1",
+            &resp("c.example", &[("c.example", 1, Rd::A([1, 0, 0, 3]))]),
+        );
+        assert_eq!((c.len(), c.stats().expired), (2, 1));
+        assert_eq!(c.name_count(), 2);
+    }
+
+    #[test]
+    fn prefers_the_clients_own_answer() {
+        let mut c = DnsCorrelator::new(CorrelatorConfig {
+            clients_per_address: 2,
+            ..CorrelatorConfig::default()
+        });
+        let srv = "192.0.2.80";
+        let a = resp("a.example", &[("a.example", 1000, Rd::A([192, 0, 2, 80]))]);
+        let b = resp("b.example", &[("b.example", 10, Rd::A([192, 0, 2, 80]))]);
+        let d = resp("d.example", &[("d.example", 10, Rd::A([192, 0, 2, 80]))]);
+        learn(&mut c, 100, "10.0.0.1", &a);
+        learn(&mut c, 200, "10.0.0.2", &b);
+        assert_eq!(
+            name_of(&mut c, 201, "10.0.0.1", srv).as_deref(),
+            Some("a.example")
+        );
+        assert_eq!(
+            name_of(&mut c, 201, "10.0.0.2", srv).as_deref(),
+            Some("b.example")
+        );
+        assert_eq!(
+            name_of(&mut c, 201, "10.0.0.3", srv).as_deref(),
+            Some("b.example"),
+            "others get the most recent"
+        );
+        // b's answer expires (200 + 300): others now get a's.
+        assert_eq!(
+            name_of(&mut c, 500, "10.0.0.3", srv).as_deref(),
+            Some("a.example")
+        );
+        assert_eq!(
+            name_of(&mut c, 500, "10.0.0.2", srv).as_deref(),
+            Some("a.example")
+        );
+        // A newer answer for the same client replaces its old one.
+        learn(&mut c, 300, "10.0.0.1", &d);
+        assert_eq!(
+            name_of(&mut c, 301, "10.0.0.1", srv).as_deref(),
+            Some("d.example")
+        );
+        // A third client replaces the least recently learnt (10.0.0.2), never the newest.
+        learn(&mut c, 310, "10.0.0.3", &a);
+        assert_eq!(
+            name_of(&mut c, 311, "10.0.0.1", srv).as_deref(),
+            Some("d.example")
+        );
+        assert_eq!(
+            name_of(&mut c, 311, "10.0.0.2", srv).as_deref(),
+            Some("a.example")
+        );
+        assert_eq!(c.len(), 1);
+    }
+
+    /// Feeds `n` responses for distinct addresses (ascending TTLs wrap every 50) to `c`.
+    fn flood(c: &mut DnsCorrelator, n: u32) {
+        for i in 0..n {
+            let [_, x, y, z] = i.to_be_bytes();
+            let name = format!("h{}.example", i % 37);
+            let msg = resp(&name, &[(&name, 400 + i % 50, Rd::A([10, x, y, z]))]);
+            learn(c, i64::from(i / 10), &format!("172.16.0.{}", i % 5), &msg);
+        }
+    }
+
+    #[test]
+    fn memory_is_bounded_and_eviction_counted() {
+        let cfg = CorrelatorConfig {
+            max_entries: 64,
+            ..CorrelatorConfig::default()
+        };
+        let mut c = DnsCorrelator::new(cfg);
+        flood(&mut c, 200);
+        assert!(c.len() <= 64);
+        let s = c.stats();
+        assert_eq!(s.learned, 200);
+        assert_eq!(s.evicted + s.expired + c.len() as u64, 200);
+        assert!(s.evicted > 0);
+        let m200 = c.memory_bytes();
+        flood(&mut c, 20_000);
+        assert!(c.len() <= 64 && c.name_count() <= 37);
+        assert!(
+            c.memory_bytes() <= 2 * m200,
+            "{} vs {m200}",
+            c.memory_bytes()
+        );
+        // The most recent answer is always kept.
+        assert!(name_of(&mut c, 2000, "172.16.0.4", "10.0.78.31").is_some());
+        let tiny = DnsCorrelator::new(CorrelatorConfig {
+            max_entries: 0,
+            clients_per_address: 99,
+            ..cfg
+        });
+        assert_eq!(tiny.config().max_entries, 1);
+        assert_eq!(tiny.config().clients_per_address, MAX_CLIENTS_PER_ADDRESS);
+    }
+
+    #[test]
+    fn results_do_not_depend_on_hash_seeds() {
+        // Two correlators have different random hash seeds; with eviction in play every
+        // lookup must still agree.
+        let cfg = CorrelatorConfig {
+            max_entries: 100,
+            ..CorrelatorConfig::default()
+        };
+        let (mut a, mut b) = (DnsCorrelator::new(cfg), DnsCorrelator::new(cfg));
+        flood(&mut a, 3000);
+        flood(&mut b, 3000);
+        assert_eq!(a.stats(), b.stats());
+        let mut found = 0;
+        for i in 0..3000u32 {
+            let [_, x, y, z] = i.to_be_bytes();
+            let srv = format!("10.{x}.{y}.{z}");
+            let ra = name_of(&mut a, 300, "172.16.0.1", &srv);
+            assert_eq!(ra, name_of(&mut b, 300, "172.16.0.1", &srv), "{srv}");
+            found += usize::from(ra.is_some());
+        }
+        assert!(found > 50, "{found}");
+    }
+}

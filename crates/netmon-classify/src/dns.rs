@@ -760,18 +760,32 @@ fn header_plausible(msg: &[u8], mdns: bool) -> bool {
         && HEADER_LEN + qd * 5 + (an + ns + ar) * 11 <= msg.len()
 }
 
+/// NetBIOS name service port (RFC 1002): DNS wire format, but not DNS.
+pub const NBNS_PORT: u16 = 137;
+
 /// A cheap, allocation-free test of whether a UDP payload is a DNS message, usable on any
 /// port: QDCOUNT 1..=16 (0 is accepted for mDNS responses with answers when either port is
 /// 5353), opcode ≤ 5, the Z bit clear, the counts fit the length, and the first question
 /// (if any) has a well-formed name (pointers resolved) followed by a type and a known class
 /// (IN, CH, HS, NONE or ANY, ignoring the mDNS QU bit).
+///
+/// NetBIOS name service (RFC 1002) uses the same wire format but is another protocol (tshark
+/// calls it NBNS, not DNS): port 137 on either side, or a first label of 32 letters `A`..=`P`
+/// (the NetBIOS "first-level encoding"), is not DNS.
 pub fn looks_like_dns(udp_payload: &[u8], src_port: u16, dst_port: u16) -> bool {
     let mdns = src_port == 5353 || dst_port == 5353;
-    if !header_plausible(udp_payload, mdns) {
+    if src_port == NBNS_PORT || dst_port == NBNS_PORT || !header_plausible(udp_payload, mdns) {
         return false;
     }
     if be16(udp_payload, 4) == Some(0) {
         return true;
+    }
+    let nbns = udp_payload.get(HEADER_LEN) == Some(&32)
+        && udp_payload
+            .get(HEADER_LEN + 1..HEADER_LEN + 33)
+            .is_some_and(|l| l.iter().all(|b| (b'A'..=b'P').contains(b)));
+    if nbns {
+        return false;
     }
     match skip_name(udp_payload, HEADER_LEN) {
         Ok(p) => {
@@ -1535,6 +1549,12 @@ mod tests {
         let mut ch = q.clone();
         ch[n - 1] = 3; // CHAOS
         assert!(looks_like_dns(&ch, 1, 2));
+        // NetBIOS name service: by port, or by its encoded name on any port.
+        assert!(!looks_like_dns(&q, 137, 137));
+        let nb = query("FHEPFCELEHFCEPFFFACACACACACACAAA.example");
+        assert!(!looks_like_dns(&nb, 5000, 5001));
+        let almost = query("FHEPFCELEHFCEPFFFACACACACACACAAZ.example");
+        assert!(looks_like_dns(&almost, 5000, 5001));
     }
 
     fn framed(msgs: &[&[u8]]) -> Vec<u8> {
