@@ -86,7 +86,7 @@ impl<W: Write> Out<W> {
     }
 }
 
-impl<W: Write, E> EngineSink<E> for Out<W> {
+impl<W: Write, E: netmon_engine::RecordExt> EngineSink<E> for Out<W> {
     fn flow_ended(&mut self, flow: &Flow<E>, iface_name: Option<&str>) {
         if self.error.is_some() {
             return;

@@ -147,6 +147,20 @@ const ALWAYS: &[&str] = &[
     "iface",
     "iface_name",
     "icmp_errors",
+    "app",
+    "app_guess",
+    "sni",
+    "alpn",
+    "tls_version",
+    "ech",
+    "ja4",
+    "http",
+    "dns",
+    "quic_version",
+    "ssh_client",
+    "ssh_server",
+    "stun_software",
+    "domain",
 ];
 /// Keys present only when they apply.
 const SOMETIMES: &[&str] = &["icmp_id", "tcp_c2s", "tcp_s2c", "quoted", "outer"];

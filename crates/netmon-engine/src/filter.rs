@@ -446,6 +446,20 @@ mod tests {
             icmp_errors: 0,
             quoted: None,
             outer: None,
+            app: Some("tls"),
+            app_guess: false,
+            sni: Some("www.example.com".into()),
+            alpn: vec!["h2".into()],
+            tls_version: Some("1.3".into()),
+            ech: false,
+            ja4: None,
+            http: Vec::new(),
+            dns: Vec::new(),
+            quic_version: None,
+            ssh_client: None,
+            ssh_server: None,
+            stun_software: None,
+            domain: None,
         }
     }
 

@@ -58,7 +58,7 @@ use netmon_stats::{AlertEvent, FlowObs, PacketObs, SeriesPoint, Stats, StatsConf
 use netmon_types::Timestamp;
 
 pub use filter::{Filter, FilterError};
-pub use record::FlowRecord;
+pub use record::{DnsRecord, FlowRecord, HttpRecord, RecordExt};
 
 /// Pipeline configuration.
 #[derive(Clone, Debug, Default)]
@@ -87,7 +87,7 @@ pub trait EngineSink<E> {
 impl<E> EngineSink<E> for () {}
 
 /// Collects every ended flow as a [`FlowRecord`].
-impl<E> EngineSink<E> for Vec<FlowRecord> {
+impl<E: RecordExt> EngineSink<E> for Vec<FlowRecord> {
     fn flow_ended(&mut self, flow: &Flow<E>, iface_name: Option<&str>) {
         self.push(FlowRecord::new(flow, iface_name));
     }

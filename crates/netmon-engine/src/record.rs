@@ -185,12 +185,85 @@ pub struct FlowRecord {
     /// For flows inside a tunnel: the flow that carried them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outer: Option<KeyRecord>,
+    /// Application protocol (`tls`, `http`, `dns`, `quic`, `ssh`, `stun`, ...), `null` when
+    /// unknown.
+    pub app: Option<&'static str>,
+    /// Whether `app` was guessed from a port rather than recognised in the payload.
+    pub app_guess: bool,
+    /// TLS/QUIC server name (for ECH: the outer, public name).
+    pub sni: Option<String>,
+    /// ALPN protocols the client offered.
+    pub alpn: Vec<String>,
+    /// TLS version: the server's choice when its hello was seen, else the highest the client
+    /// offered (`"1.3"`, `"1.2"`, ...).
+    pub tls_version: Option<String>,
+    /// The ClientHello carried an Encrypted Client Hello extension.
+    pub ech: bool,
+    /// JA4 client fingerprint.
+    pub ja4: Option<String>,
+    /// HTTP/1.x requests (bounded list).
+    pub http: Vec<HttpRecord>,
+    /// DNS questions with their answers (bounded list).
+    pub dns: Vec<DnsRecord>,
+    /// QUIC version (`"v1"`, `"v2"`, `"draft-29"`, `"Q046"`, or hex).
+    pub quic_version: Option<String>,
+    /// SSH client identification string.
+    pub ssh_client: Option<String>,
+    /// SSH server identification string.
+    pub ssh_server: Option<String>,
+    /// STUN SOFTWARE attribute.
+    pub stun_software: Option<String>,
+    /// The name the responder's address was resolved from (DNS correlation); the SNI wins
+    /// when there is one.
+    pub domain: Option<String>,
 }
+
+/// One HTTP request and its response status. Strings are escaped (printable ASCII, `\xNN`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct HttpRecord {
+    /// Method.
+    pub method: Option<String>,
+    /// Host header (or absolute-form authority).
+    pub host: Option<String>,
+    /// Request target.
+    pub path: Option<String>,
+    /// User-Agent.
+    pub user_agent: Option<String>,
+    /// Referer.
+    pub referer: Option<String>,
+    /// Response status, when seen.
+    pub status: Option<u16>,
+}
+
+/// One DNS question and the answers seen for it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DnsRecord {
+    /// Question name (escaped).
+    pub query: String,
+    /// Question type (`A`, `AAAA`, `HTTPS`, ... or the number).
+    #[serde(rename = "type")]
+    pub qtype: String,
+    /// Response code name, when a response was seen (`NOERROR`, `NXDOMAIN`, ...).
+    pub rcode: Option<&'static str>,
+    /// Answers: addresses (A/AAAA) and CNAME targets, in order.
+    pub answers: Vec<String>,
+}
+
+/// What a flow extension contributes to its record (the classifier fills the application
+/// fields). The empty extension contributes nothing.
+pub trait RecordExt {
+    /// Fills the extension's fields of `r`.
+    fn fill(&self, _r: &mut FlowRecord) {}
+}
+
+impl RecordExt for () {}
 
 impl FlowRecord {
     /// Builds the record of a flow. `iface_name` comes from the capture source.
-    pub fn new<E>(flow: &Flow<E>, iface_name: Option<&str>) -> FlowRecord {
-        FlowRecord::from_core(&flow.core, iface_name)
+    pub fn new<E: RecordExt>(flow: &Flow<E>, iface_name: Option<&str>) -> FlowRecord {
+        let mut r = FlowRecord::from_core(&flow.core, iface_name);
+        flow.ext.fill(&mut r);
+        r
     }
 
     /// Builds the record from the tracker's part of a flow.
@@ -227,6 +300,20 @@ impl FlowRecord {
             icmp_errors: c.icmp_errors,
             quoted: c.quoted.as_deref().map(|k| KeyRecord(*k)),
             outer: c.outer.as_deref().map(|k| KeyRecord(*k)),
+            app: None,
+            app_guess: false,
+            sni: None,
+            alpn: Vec::new(),
+            tls_version: None,
+            ech: false,
+            ja4: None,
+            http: Vec::new(),
+            dns: Vec::new(),
+            quic_version: None,
+            ssh_client: None,
+            ssh_server: None,
+            stun_software: None,
+            domain: None,
         }
     }
 }
@@ -258,6 +345,27 @@ fn json_str<W: std::io::Write>(w: &mut W, s: &str) -> std::io::Result<()> {
     }
     w.write_all(bytes.get(start..).unwrap_or_default())?;
     w.write_all(b"\"")
+}
+
+/// `,"key":"value"` or `,"key":null`.
+fn opt_str<W: std::io::Write>(w: &mut W, key: &str, v: Option<&str>) -> std::io::Result<()> {
+    write!(w, ",\"{key}\":")?;
+    match v {
+        Some(v) => json_str(w, v),
+        None => w.write_all(b"null"),
+    }
+}
+
+/// `,"key":["a","b"]`.
+fn str_list<W: std::io::Write>(w: &mut W, key: &str, v: &[String]) -> std::io::Result<()> {
+    write!(w, ",\"{key}\":[")?;
+    for (i, s) in v.iter().enumerate() {
+        if i > 0 {
+            w.write_all(b",")?;
+        }
+        json_str(w, s)?;
+    }
+    w.write_all(b"]")
 }
 
 /// Allocation-free JSON for the per-flow hot path of `netmon flows` (serde_json spends most of
@@ -336,6 +444,63 @@ impl FlowRecord {
                 serde_json::to_writer(&mut *w, k).map_err(std::io::Error::from)?;
             }
         }
+        opt_str(w, "app", self.app)?;
+        write!(w, ",\"app_guess\":{}", self.app_guess)?;
+        opt_str(w, "sni", self.sni.as_deref())?;
+        str_list(w, "alpn", &self.alpn)?;
+        opt_str(w, "tls_version", self.tls_version.as_deref())?;
+        write!(w, ",\"ech\":{}", self.ech)?;
+        opt_str(w, "ja4", self.ja4.as_deref())?;
+        w.write_all(b",\"http\":[")?;
+        for (i, h) in self.http.iter().enumerate() {
+            w.write_all(if i == 0 { b"{" } else { b",{" })?;
+            let mut first = true;
+            for (k, v) in [
+                ("method", &h.method),
+                ("host", &h.host),
+                ("path", &h.path),
+                ("user_agent", &h.user_agent),
+                ("referer", &h.referer),
+            ] {
+                if !first {
+                    w.write_all(b",")?;
+                }
+                first = false;
+                write!(w, "\"{k}\":")?;
+                match v {
+                    Some(v) => json_str(w, v)?,
+                    None => w.write_all(b"null")?,
+                }
+            }
+            match h.status {
+                Some(s) => write!(w, ",\"status\":{s}}}")?,
+                None => w.write_all(b",\"status\":null}")?,
+            }
+        }
+        w.write_all(b"],\"dns\":[")?;
+        for (i, d) in self.dns.iter().enumerate() {
+            w.write_all(if i == 0 {
+                b"{\"query\":"
+            } else {
+                b",{\"query\":"
+            })?;
+            json_str(w, &d.query)?;
+            w.write_all(b",\"type\":")?;
+            json_str(w, &d.qtype)?;
+            w.write_all(b",\"rcode\":")?;
+            match d.rcode {
+                Some(r) => json_str(w, r)?,
+                None => w.write_all(b"null")?,
+            }
+            str_list(w, "answers", &d.answers)?;
+            w.write_all(b"}")?;
+        }
+        w.write_all(b"]")?;
+        opt_str(w, "quic_version", self.quic_version.as_deref())?;
+        opt_str(w, "ssh_client", self.ssh_client.as_deref())?;
+        opt_str(w, "ssh_server", self.ssh_server.as_deref())?;
+        opt_str(w, "stun_software", self.stun_software.as_deref())?;
+        opt_str(w, "domain", self.domain.as_deref())?;
         w.write_all(b"}")
     }
 }
@@ -413,12 +578,46 @@ mod tests {
                         end_reason: reason.then_some("idle_timeout"),
                         vlan,
                         iface,
-                        iface_name: name,
+                        iface_name: name.clone(),
                         tcp_c2s: tcp.then_some(counts),
                         tcp_s2c: tcp.then_some(TcpCounts::default()),
                         icmp_errors,
                         quoted: outer.then_some(KeyRecord(key)),
                         outer: outer.then_some(KeyRecord(key)),
+                        app: tcp.then_some("tls"),
+                        app_guess: outer,
+                        sni: name.clone(),
+                        alpn: name.iter().cloned().collect(),
+                        tls_version: tcp.then(|| "1.3".to_string()),
+                        ech: v6,
+                        ja4: name.clone(),
+                        http: if outer {
+                            vec![HttpRecord {
+                                method: name.clone(),
+                                host: None,
+                                path: Some("/\u{1b}".into()),
+                                user_agent: name.clone(),
+                                referer: None,
+                                status: sp,
+                            }]
+                        } else {
+                            Vec::new()
+                        },
+                        dns: if tcp {
+                            vec![DnsRecord {
+                                query: "a\"b".into(),
+                                qtype: "A".into(),
+                                rcode: Some("NOERROR"),
+                                answers: vec!["1.2.3.4".into(), "x".into()],
+                            }]
+                        } else {
+                            Vec::new()
+                        },
+                        quic_version: name.clone(),
+                        ssh_client: name.clone(),
+                        ssh_server: None,
+                        stun_software: name.clone(),
+                        domain: name,
                     }
                 },
             )

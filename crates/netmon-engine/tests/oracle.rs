@@ -164,7 +164,7 @@ struct Collect {
     flows: Vec<(FlowKey, FlowRecord)>,
 }
 
-impl<E> EngineSink<E> for Collect {
+impl<E: netmon_engine::RecordExt> EngineSink<E> for Collect {
     fn flow_ended(&mut self, flow: &Flow<E>, iface_name: Option<&str>) {
         self.flows
             .push((flow.core.key, FlowRecord::new(flow, iface_name)));
