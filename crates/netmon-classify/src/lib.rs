@@ -15,6 +15,10 @@
     )
 )]
 
+pub mod ja4;
+pub mod reasm;
+pub mod tls;
+
 /// Longest string kept from a packet (SNI, Host, DNS name, user agent, ...), in bytes. Longer
 /// ones are cut and marked [`Text::truncated`].
 pub const MAX_TEXT: usize = 1024;
