@@ -43,7 +43,8 @@ scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 failed=
 for t in $targets; do
-    mkdir -p "$scratch/$t" "artifacts/$t"
+    # A target without seeds starts from nothing (libFuzzer needs the directory to exist).
+    mkdir -p "$scratch/$t" "artifacts/$t" "corpus/$t"
     dirs="$scratch/$t corpus/$t"
     [ -d "regressions/$t" ] && dirs="$dirs regressions/$t"
     echo "fuzz: $t for ${secs} s"

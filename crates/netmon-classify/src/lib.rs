@@ -17,6 +17,9 @@
 
 pub mod correlate;
 pub mod dns;
+pub mod ja4;
+pub mod reasm;
+pub mod tls;
 
 /// Longest string kept from a packet (SNI, Host, DNS name, user agent, ...), in bytes. Longer
 /// ones are cut and marked [`Text::truncated`].
@@ -51,9 +54,29 @@ impl Text {
     pub fn truncated(&self) -> bool {
         self.truncated
     }
-    /// The escaped, printable form (see [`netmon_packet::Escaped`]).
-    pub fn escaped(&self) -> netmon_packet::Escaped<'_> {
-        netmon_packet::Escaped::new(&self.bytes).max_len(MAX_TEXT)
+    /// The escaped, printable form (see [`netmon_packet::Escaped`]), with `…` appended when
+    /// the original was longer than what was kept.
+    pub fn escaped(&self) -> TextDisplay<'_> {
+        TextDisplay(self)
+    }
+}
+
+/// Displays a [`Text`] escaped, marking truncation with `…`.
+#[derive(Clone, Copy, Debug)]
+pub struct TextDisplay<'a>(&'a Text);
+
+impl core::fmt::Display for TextDisplay<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let t = self.0;
+        write!(
+            f,
+            "{}",
+            netmon_packet::Escaped::new(&t.bytes).max_len(MAX_TEXT)
+        )?;
+        if t.truncated {
+            f.write_str("…")?;
+        }
+        Ok(())
     }
 }
 
