@@ -15,6 +15,8 @@
     )
 )]
 
+pub mod quic;
+
 /// Longest string kept from a packet (SNI, Host, DNS name, user agent, ...), in bytes. Longer
 /// ones are cut and marked [`Text::truncated`].
 pub const MAX_TEXT: usize = 1024;
