@@ -328,9 +328,22 @@ pub(crate) fn detect(b: &[u8]) -> Option<QuicVersionInfo> {
         }
         QuicVersionKind::VersionNegotiation => {
             // RFC 8999 §6: connection IDs up to 255 bytes, then a list of 32-bit versions.
+            // Version 0 with a list is a weak signature (a DNS header with ID 0x??00 and
+            // zero flags matches it), so every listed version must be one this module
+            // knows (servers list v1, v2, drafts, gQUIC and greased reserved versions).
             let h = parse_long_header(b, 255)?;
             let list = b.get(h.rest..)?;
             if list.is_empty() || list.len() % 4 != 0 {
+                return None;
+            }
+            let known = list.chunks_exact(4).all(|v| {
+                let v = u32::from_be_bytes(v.try_into().unwrap_or([0; 4]));
+                !matches!(
+                    QuicVersionKind::of(v),
+                    None | Some(QuicVersionKind::VersionNegotiation)
+                )
+            });
+            if !known {
                 return None;
             }
             return Some(QuicVersionInfo {
@@ -465,5 +478,18 @@ mod tests {
             detect(&vn).unwrap().kind,
             QuicVersionKind::VersionNegotiation
         );
+        // A version list with an unknown or zero version is not Version Negotiation.
+        let vn = [0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2];
+        assert_eq!(detect(&vn), None);
+        let vn = [0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0];
+        assert_eq!(detect(&vn), None);
+        // An LLMNR query from the corpus (ndpi_1kxun.pcap frame 14: ID 0xa000, flags 0, one
+        // question "RO_X1C" ANY) parses as version 0, a 1-byte DCID, an empty SCID and a
+        // 16-byte "version list" starting with 0: not QUIC.
+        let llmnr = [
+            0xa0, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x06, 0x52,
+            0x4f, 0x5f, 0x58, 0x31, 0x43, 0x00, 0x00, 0xff, 0x00, 0x01,
+        ];
+        assert_eq!(detect(&llmnr), None);
     }
 }
