@@ -242,6 +242,9 @@ pub struct QuicStats {
     pub truncated: u32,
     /// Initial packets of versions without known keys (drafts, mvfst, ...).
     pub unsupported_version: u32,
+    /// Initial packets ignored because no connection was started yet and their DCID is
+    /// shorter than the 8 bytes a client's first Initial uses (capture began mid-handshake).
+    pub short_dcid: u32,
     /// Other long-header packets skipped (0-RTT, Handshake, unknown layouts).
     pub skipped_packets: u32,
     /// CRYPTO frames taken from decrypted packets.
@@ -493,7 +496,7 @@ impl QuicInitialState {
             // RFC 9000 §7.2: a client's first DCID is at least 8 bytes; a shorter one means
             // the capture started after the first Initial.
             if dcid.len() < 8 {
-                self.stats.decrypt_failures = self.stats.decrypt_failures.saturating_add(1);
+                self.stats.short_dcid = self.stats.short_dcid.saturating_add(1);
                 return;
             }
             self.conn = Some(Box::new(Conn {

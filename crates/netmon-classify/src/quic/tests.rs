@@ -401,6 +401,7 @@ fn no_allocation_for_truncated_or_foreign_packets() {
     .packet(&crypto_frame(0, &hello(100)));
     assert_eq!(st.push_datagram(&s), Progress::NotStarted);
     assert!(st.conn.is_none());
+    assert_eq!(st.stats().short_dcid, 1);
     // Short header and junk.
     assert_eq!(st.push_datagram(&[0x40; 50]), Progress::NotStarted);
     assert_eq!(st.push_datagram(&[]), Progress::NotStarted);
