@@ -55,3 +55,5 @@ echo "capture_file: $n seeds" >&2
 
 # shellcheck disable=SC2046 # file names come from our own globs, without blanks
 python3 "$here/extract_frames.py" --max "$max" "$corpus_out" $(cat "$captures")
+# shellcheck disable=SC2046
+python3 "$here/seed_quic.py" "$corpus_out" $(cat "$captures")

@@ -18,6 +18,7 @@
 pub mod correlate;
 pub mod dns;
 pub mod ja4;
+pub mod quic;
 pub mod reasm;
 pub mod tls;
 
