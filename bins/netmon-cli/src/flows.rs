@@ -44,6 +44,10 @@ pub(crate) struct Args {
     /// After the records, print a summary to stderr.
     #[arg(long)]
     stats: bool,
+
+    /// Do not classify applications (no app, SNI, HTTP, DNS fields; faster).
+    #[arg(long)]
+    no_classify: bool,
 }
 
 /// Writes records as flows end. I/O errors are kept and reported after the packet that caused
@@ -207,15 +211,20 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         error: None,
     };
     sink.header()?;
-    let mut engine: Engine =
-        Engine::new(EngineConfig::default()).map_err(|e| crate::Usage(e.to_string()))?;
+    let mut cfg = EngineConfig::default();
+    cfg.classify.enabled = !args.no_classify;
+    let mut engine = Engine::classifying(cfg).map_err(|e| crate::Usage(e.to_string()))?;
     let mut progress = Progress::new(&src, !io::stdout().is_terminal());
     let mut n = 0u64;
+    let mut peak_table = 0usize;
     let capture_error = loop {
         match src.next_packet() {
             Ok(Next::Packet(p)) => {
                 n += 1;
                 engine.process(&p.meta, p.data, &mut sink);
+                if args.stats && n % 65_536 == 0 {
+                    peak_table = peak_table.max(engine.table().memory_bytes());
+                }
                 if let Some(e) = sink.error.take() {
                     return Err(e).context("writing flow records");
                 }
@@ -248,6 +257,25 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             sink.printed,
             s.flows.ended_by(EndReason::Evicted),
             s.flows.fragments_orphaned,
+        )?;
+        let c = engine.context();
+        writeln!(
+            err,
+            "classified: {} recognised, {} guessed, {} unknown; {} hellos ({} QUIC, {} failed), \
+             {} HTTP requests, {} DNS messages; DNS correlator: {} addresses, {} names, {} KiB; \
+             flow table peak {} KiB",
+            c.stats.recognised,
+            c.stats.guessed,
+            c.stats.unknown,
+            c.stats.hellos,
+            c.stats.quic_hellos,
+            c.stats.hello_failures,
+            c.stats.http_requests,
+            c.stats.dns_messages,
+            c.dns.len(),
+            c.dns.name_count(),
+            c.dns.memory_bytes() / 1024,
+            peak_table / 1024,
         )?;
     }
     match capture_error {

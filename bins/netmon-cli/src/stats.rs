@@ -81,7 +81,7 @@ fn analyse(
         stats: Some(cfg),
         ..EngineConfig::default()
     };
-    let mut engine: Engine = Engine::new(cfg).map_err(|e| Usage(e.to_string()))?;
+    let mut engine = Engine::classifying(cfg).map_err(|e| Usage(e.to_string()))?;
     let mut sink = Collect::default();
     let mut progress = Progress::new(&src, true);
     let mut n = 0u64;

@@ -427,8 +427,12 @@ fn filters_select_exactly_the_matching_records() {
     ]);
     assert_eq!(stdout(&out).lines().count(), 1 + 4);
     let err = stderr(&out);
-    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(err.lines().count(), 2, "{err}");
     assert!(err.starts_with("packets 203 ("), "{err}");
+    assert!(
+        err.lines().nth(1).is_some_and(|l| l.starts_with("classified: ")),
+        "{err}"
+    );
     assert!(err.contains("flows 24 (4 printed)"), "{err}");
     let out = netmon(&["flows", &f, "--filter", "tcp and dst port 443"]);
     assert_eq!(stdout(&out).lines().count(), 1 + 4);
@@ -549,14 +553,15 @@ fn damaged_files_print_the_complete_packets_flows_then_fail() {
         assert_eq!(out.status.code(), Some(1), "{file}");
         assert_eq!(stdout(&out), want, "{file}");
         let err: Vec<&str> = stderr(&out).lines().collect();
-        assert_eq!(err.len(), 2, "{file}: the summary, then the error: {err:?}");
+        assert_eq!(err.len(), 3, "{file}: the summary, then the error: {err:?}");
         assert!(
             err[0].starts_with(&format!("packets {packets} (")),
             "{err:?}"
         );
-        assert!(err[1].starts_with(&format!("netmon: {f}: ")), "{err:?}");
+        assert!(err[1].starts_with("classified: "), "{err:?}");
+        assert!(err[2].starts_with(&format!("netmon: {f}: ")), "{err:?}");
         assert!(
-            err[1].contains(&format!("after {packets} ")),
+            err[2].contains(&format!("after {packets} ")),
             "{file}: the message says how far it got: {err:?}"
         );
     }

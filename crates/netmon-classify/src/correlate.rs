@@ -215,21 +215,18 @@ impl DnsCorrelator {
         }
         self.maybe_sweep(ts);
         // CNAME owner → target pairs of the answer section (bounded, on the stack).
-        let mut cnames: [Option<(Name, Name)>; MAX_CNAMES] = [const { None }; MAX_CNAMES];
-        let mut ncnames = 0;
+        // (An ArrayVec: a `[Option<(Name, Name)>; 16]` would be 8 KB to initialise per call.)
+        let mut cnames: arrayvec::ArrayVec<(Name, Name), MAX_CNAMES> = arrayvec::ArrayVec::new();
         for r in msg.records() {
             let Ok(r) = r else { break };
             if r.section != Section::Answer {
                 break;
             }
             if let RData::Cname(target) = r.data {
-                if let Some(slot) = cnames.get_mut(ncnames) {
-                    *slot = Some((r.name, target));
-                    ncnames += 1;
-                }
+                let _ = cnames.try_push((r.name, target));
             }
         }
-        let cnames = cnames.get(..ncnames).unwrap_or(&[]);
+        let cnames = cnames.as_slice();
         let mut learned = 0;
         // The last owner resolved and its interned head: consecutive A/AAAA records usually
         // share their owner.
@@ -403,12 +400,11 @@ impl DnsCorrelator {
 
 /// Follows CNAMEs backwards from `owner` (who points to it?) to the head of the chain.
 /// Bounded by the number of CNAMEs, so a CNAME loop ends.
-fn chain_head<'n>(cnames: &'n [Option<(Name, Name)>], owner: &'n Name) -> &'n Name {
+fn chain_head<'n>(cnames: &'n [(Name, Name)], owner: &'n Name) -> &'n Name {
     let mut cur = owner;
     for _ in 0..cnames.len() {
         let prev = cnames
             .iter()
-            .flatten()
             .find(|(_, target)| target.eq_ignore_ascii_case(cur));
         match prev {
             Some((alias, _)) if !alias.eq_ignore_ascii_case(owner) => cur = alias,

@@ -36,6 +36,8 @@ pub struct HttpTransaction {
     pub referer: Option<Text>,
     /// Response status code, when the response was seen.
     pub status: Option<u16>,
+    /// `Upgrade` header (e.g. `h2c`, `websocket`): the protocol a `101` switches to.
+    pub upgrade: Option<Text>,
 }
 
 /// What the first bytes of a direction look like.
@@ -330,6 +332,8 @@ impl HttpStream {
                 t.user_agent = Some(Text::new(h.value));
             } else if name.eq_ignore_ascii_case(b"referer") && t.referer.is_none() {
                 t.referer = Some(Text::new(h.value));
+            } else if name.eq_ignore_ascii_case(b"upgrade") && t.upgrade.is_none() {
+                t.upgrade = Some(Text::new(h.value));
             }
             body = body.with_header(name, h.value);
         }

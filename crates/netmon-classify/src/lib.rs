@@ -15,6 +15,7 @@
     )
 )]
 
+pub mod classifier;
 pub mod correlate;
 pub mod dns;
 pub mod ja4;
@@ -55,6 +56,20 @@ impl Text {
     pub fn truncated(&self) -> bool {
         self.truncated
     }
+    /// [`escaped`](Self::escaped) as a `String`, without the formatting machinery when the bytes
+    /// are plain printable ASCII (the common case: host names, methods, paths).
+    pub fn to_escaped_string(&self) -> String {
+        let plain = !self.truncated
+            && self
+                .bytes
+                .iter()
+                .all(|&b| (0x20..0x7f).contains(&b) && b != b'\\' && b != b'"');
+        match core::str::from_utf8(&self.bytes) {
+            Ok(s) if plain => s.to_owned(),
+            _ => self.escaped().to_string(),
+        }
+    }
+
     /// The escaped, printable form (see [`netmon_packet::Escaped`]), with `…` appended when
     /// the original was longer than what was kept.
     pub fn escaped(&self) -> TextDisplay<'_> {

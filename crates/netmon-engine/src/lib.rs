@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! CaptureSource ─▶ parse (netmon-packet) ─▶ flow table (netmon-flow) ─▶ EngineSink
-//!                        │                     └─ per-flow extension (classifier)
+//!                        │                     └─ per-flow extension (netmon-classify)
 //!                        └──────────────▶ stats + detectors (netmon-stats) ─▶ alerts, series
 //! ```
 //!
@@ -11,20 +11,20 @@
 //! [`EngineSink`]; [`FlowRecord`] is the serialisable form of a flow.
 //!
 //! ```no_run
-//! use netmon_engine::{Engine, EngineConfig, EngineSink, FlowRecord};
+//! use netmon_engine::{Engine, EngineConfig, EngineSink, FlowClass, FlowRecord};
 //! use netmon_flow::Flow;
 //!
 //! struct Print;
-//! impl EngineSink<()> for Print {
-//!     fn flow_ended(&mut self, flow: &Flow<()>, iface_name: Option<&str>) {
+//! impl EngineSink<FlowClass> for Print {
+//!     fn flow_ended(&mut self, flow: &Flow<FlowClass>, iface_name: Option<&str>) {
 //!         let r = FlowRecord::new(flow, iface_name);
-//!         println!("{}", serde_json::to_string(&r).unwrap());
+//!         println!("{} {:?}", serde_json::to_string(&r).unwrap(), r.sni);
 //!     }
 //! }
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let mut source = netmon_capture::open_file("capture.pcapng")?;
-//! let mut engine: Engine = Engine::new(EngineConfig::default())?;
+//! let mut engine = Engine::classifying(EngineConfig::default())?;
 //! let outcome = engine.run(&mut source, &mut Print);
 //! eprintln!("{} packets, {} flows", outcome.summary.packets, outcome.summary.flows.created);
 //! if let Some(e) = outcome.error {
@@ -49,6 +49,7 @@ pub mod filter;
 pub mod record;
 
 use netmon_capture::{CaptureError, CaptureSource, CaptureStats, Next, PacketMeta};
+pub use netmon_classify::classifier::{ClassifyConfig, ClassifyCtx, FlowClass};
 use netmon_flow::{
     EndReason, Flow, FlowConfig, FlowCore, FlowExt, FlowSink, FlowTable, PacketInfo, TableStats,
     TcpState,
@@ -65,6 +66,8 @@ pub use record::{DnsRecord, FlowRecord, HttpRecord, RecordExt};
 pub struct EngineConfig {
     /// Flow table settings.
     pub flow: FlowConfig,
+    /// Traffic classification (used by [`Engine::classifying`]).
+    pub classify: ClassifyConfig,
     /// Statistics and detectors; `None` leaves them out (e.g. `netmon flows`, which needs
     /// neither and runs faster without).
     pub stats: Option<StatsConfig>,
@@ -127,7 +130,7 @@ pub struct Outcome {
 }
 
 /// The pipeline.
-pub struct Engine<E: FlowExt = ()> {
+pub struct Engine<E: FlowExt = FlowClass> {
     table: FlowTable<E>,
     ctx: E::Ctx,
     stats: Option<Stats>,
@@ -151,6 +154,14 @@ where
     /// A pipeline with a default extension context.
     pub fn new(cfg: EngineConfig) -> Result<Engine<E>, ConfigError> {
         Engine::with_context(cfg, E::Ctx::default())
+    }
+}
+
+impl Engine<FlowClass> {
+    /// The full pipeline: flows classified with `cfg.classify`.
+    pub fn classifying(cfg: EngineConfig) -> Result<Engine<FlowClass>, ConfigError> {
+        let ctx = ClassifyCtx::new(cfg.classify.clone());
+        Engine::with_context(cfg, ctx)
     }
 }
 

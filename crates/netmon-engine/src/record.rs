@@ -258,6 +258,67 @@ pub trait RecordExt {
 
 impl RecordExt for () {}
 
+/// The classifier's fields. Every string from a packet is escaped (printable ASCII, `\xNN`).
+impl RecordExt for netmon_classify::classifier::FlowClass {
+    fn fill(&self, r: &mut FlowRecord) {
+        use netmon_classify::classifier::{
+            DnsAnswer, dns_rcode_name, dns_type_name, quic_version_name, tls_version_name,
+        };
+        let esc = |t: &netmon_classify::Text| t.to_escaped_string();
+        r.app = self.app();
+        r.app_guess = self.is_guess();
+        let Some(i) = self.info() else { return };
+        if let Some(h) = &i.hello {
+            r.sni = h.sni.as_ref().map(esc);
+            r.alpn = h.alpn.iter().map(esc).collect();
+            r.ech = h.ech;
+            r.ja4 = Some(h.ja4.clone());
+            r.tls_version = Some(tls_version_name(h.max_version()));
+        }
+        if let Some(s) = &i.server {
+            if !s.hello_retry {
+                r.tls_version = Some(tls_version_name(s.version));
+            }
+        }
+        r.http = i
+            .http
+            .iter()
+            .map(|t| HttpRecord {
+                method: t.method.as_ref().map(esc),
+                host: t.host.as_ref().map(esc),
+                path: t.path.as_ref().map(esc),
+                user_agent: t.user_agent.as_ref().map(esc),
+                referer: t.referer.as_ref().map(esc),
+                status: t.status,
+            })
+            .collect();
+        r.dns = i
+            .dns
+            .iter()
+            .map(|t| DnsRecord {
+                query: esc(&t.query),
+                qtype: dns_type_name(t.qtype),
+                rcode: t.rcode.map(dns_rcode_name),
+                answers: t
+                    .answers
+                    .iter()
+                    .map(|a| match a {
+                        DnsAnswer::Addr(ip) => ip.to_string(),
+                        DnsAnswer::Cname(n) => esc(n),
+                    })
+                    .collect(),
+            })
+            .collect();
+        r.quic_version = i.quic_version.map(quic_version_name);
+        if let Some(x) = &i.extra {
+            r.ssh_client = x.ssh_client.as_ref().map(esc);
+            r.ssh_server = x.ssh_server.as_ref().map(esc);
+            r.stun_software = x.stun_software.as_ref().map(esc);
+        }
+        r.domain = i.domain.as_deref().map(esc);
+    }
+}
+
 impl FlowRecord {
     /// Builds the record of a flow. `iface_name` comes from the capture source.
     pub fn new<E: RecordExt>(flow: &Flow<E>, iface_name: Option<&str>) -> FlowRecord {
@@ -298,8 +359,8 @@ impl FlowRecord {
             tcp_c2s: tcp.then(|| TcpCounts::from(c.c2s())),
             tcp_s2c: tcp.then(|| TcpCounts::from(c.s2c())),
             icmp_errors: c.icmp_errors,
-            quoted: c.quoted.as_deref().map(|k| KeyRecord(*k)),
-            outer: c.outer.as_deref().map(|k| KeyRecord(*k)),
+            quoted: c.quoted().map(|k| KeyRecord(*k)),
+            outer: c.outer().map(|k| KeyRecord(*k)),
             app: None,
             app_guess: false,
             sni: None,
@@ -347,9 +408,37 @@ fn json_str<W: std::io::Write>(w: &mut W, s: &str) -> std::io::Result<()> {
     w.write_all(b"\"")
 }
 
+/// An IP address as a JSON string; IPv4 without the formatting machinery.
+fn json_ip<W: std::io::Write>(w: &mut W, ip: IpAddr) -> std::io::Result<()> {
+    match ip {
+        IpAddr::V4(a) => {
+            let mut b = itoa::Buffer::new();
+            let [x, y, z, t] = a.octets();
+            w.write_all(b"\"")?;
+            w.write_all(b.format(x).as_bytes())?;
+            w.write_all(b".")?;
+            w.write_all(b.format(y).as_bytes())?;
+            w.write_all(b".")?;
+            w.write_all(b.format(z).as_bytes())?;
+            w.write_all(b".")?;
+            w.write_all(b.format(t).as_bytes())?;
+            w.write_all(b"\"")
+        }
+        IpAddr::V6(a) => write!(w, "\"{a}\""),
+    }
+}
+
+/// `,"key":` without the formatting machinery.
+#[inline]
+fn key<W: std::io::Write>(w: &mut W, key: &str) -> std::io::Result<()> {
+    w.write_all(b",\"")?;
+    w.write_all(key.as_bytes())?;
+    w.write_all(b"\":")
+}
+
 /// `,"key":"value"` or `,"key":null`.
 fn opt_str<W: std::io::Write>(w: &mut W, key: &str, v: Option<&str>) -> std::io::Result<()> {
-    write!(w, ",\"{key}\":")?;
+    self::key(w, key)?;
     match v {
         Some(v) => json_str(w, v),
         None => w.write_all(b"null"),
@@ -358,7 +447,8 @@ fn opt_str<W: std::io::Write>(w: &mut W, key: &str, v: Option<&str>) -> std::io:
 
 /// `,"key":["a","b"]`.
 fn str_list<W: std::io::Write>(w: &mut W, key: &str, v: &[String]) -> std::io::Result<()> {
-    write!(w, ",\"{key}\":[")?;
+    self::key(w, key)?;
+    w.write_all(b"[")?;
     for (i, s) in v.iter().enumerate() {
         if i > 0 {
             w.write_all(b",")?;
@@ -392,10 +482,17 @@ impl FlowRecord {
         }
         w.write_all(b"{\"id\":")?;
         w.write_all(b.format(self.id).as_bytes())?;
-        write!(w, ",\"proto\":\"{}\"", self.proto)?;
-        write!(w, ",\"src_ip\":\"{}\"", self.src_ip)?;
+        w.write_all(b",\"proto\":\"")?;
+        match self.proto.name() {
+            Some(n) => w.write_all(n.as_bytes())?,
+            None => w.write_all(b.format(self.proto.0).as_bytes())?,
+        }
+        w.write_all(b"\"")?;
+        w.write_all(b",\"src_ip\":")?;
+        json_ip(w, self.src_ip)?;
         opt_num!("src_port", self.src_port);
-        write!(w, ",\"dst_ip\":\"{}\"", self.dst_ip)?;
+        w.write_all(b",\"dst_ip\":")?;
+        json_ip(w, self.dst_ip)?;
         opt_num!("dst_port", self.dst_port);
         if let Some(id) = self.icmp_id {
             num!("icmp_id", id);
@@ -406,12 +503,22 @@ impl FlowRecord {
         num!("bytes_s2c", self.bytes_s2c);
         num!("payload_bytes_c2s", self.payload_bytes_c2s);
         num!("payload_bytes_s2c", self.payload_bytes_s2c);
-        write!(w, ",\"first_seen\":\"{}\"", self.first_seen.0.rfc3339())?;
-        write!(w, ",\"last_seen\":\"{}\"", self.last_seen.0.rfc3339())?;
+        let mut tb = [0u8; 32];
+        w.write_all(b",\"first_seen\":\"")?;
+        w.write_all(self.first_seen.0.write_rfc3339(&mut tb).as_bytes())?;
+        w.write_all(b"\",\"last_seen\":\"")?;
+        w.write_all(self.last_seen.0.write_rfc3339(&mut tb).as_bytes())?;
+        w.write_all(b"\"")?;
         num!("duration_ns", self.duration_ns);
-        write!(w, ",\"state\":\"{}\"", self.state)?;
+        w.write_all(b",\"state\":\"")?;
+        w.write_all(self.state.as_bytes())?;
+        w.write_all(b"\"")?;
         match self.end_reason {
-            Some(r) => write!(w, ",\"end_reason\":\"{r}\"")?,
+            Some(r) => {
+                w.write_all(b",\"end_reason\":\"")?;
+                w.write_all(r.as_bytes())?;
+                w.write_all(b"\"")?;
+            }
             None => w.write_all(b",\"end_reason\":null")?,
         }
         w.write_all(b",\"vlan\":[")?;
@@ -428,28 +535,47 @@ impl FlowRecord {
             Some(n) => json_str(w, n)?,
             None => w.write_all(b"null")?,
         }
-        for (key, t) in [("tcp_c2s", &self.tcp_c2s), ("tcp_s2c", &self.tcp_s2c)] {
+        for (name, t) in [("tcp_c2s", &self.tcp_c2s), ("tcp_s2c", &self.tcp_s2c)] {
             if let Some(t) = t {
-                write!(
-                    w,
-                    ",\"{key}\":{{\"syn\":{},\"fin\":{},\"rst\":{},\"psh\":{},\"urg\":{},\"ece\":{},\"cwr\":{},\"retransmits\":{}}}",
-                    t.syn, t.fin, t.rst, t.psh, t.urg, t.ece, t.cwr, t.retransmits
-                )?;
+                key(w, name)?;
+                w.write_all(b"{\"syn\":")?;
+                w.write_all(b.format(t.syn).as_bytes())?;
+                for (k, v) in [
+                    ("fin", u32::from(t.fin)),
+                    ("rst", u32::from(t.rst)),
+                    ("psh", t.psh),
+                    ("urg", u32::from(t.urg)),
+                    ("ece", u32::from(t.ece)),
+                    ("cwr", u32::from(t.cwr)),
+                    ("retransmits", t.retransmits),
+                ] {
+                    key(w, k)?;
+                    w.write_all(b.format(v).as_bytes())?;
+                }
+                w.write_all(b"}")?;
             }
         }
         num!("icmp_errors", self.icmp_errors);
-        for (key, k) in [("quoted", &self.quoted), ("outer", &self.outer)] {
+        for (name, k) in [("quoted", &self.quoted), ("outer", &self.outer)] {
             if let Some(k) = k {
-                write!(w, ",\"{key}\":")?;
+                key(w, name)?;
                 serde_json::to_writer(&mut *w, k).map_err(std::io::Error::from)?;
             }
         }
         opt_str(w, "app", self.app)?;
-        write!(w, ",\"app_guess\":{}", self.app_guess)?;
+        w.write_all(if self.app_guess {
+            b",\"app_guess\":true"
+        } else {
+            b",\"app_guess\":false"
+        })?;
         opt_str(w, "sni", self.sni.as_deref())?;
         str_list(w, "alpn", &self.alpn)?;
         opt_str(w, "tls_version", self.tls_version.as_deref())?;
-        write!(w, ",\"ech\":{}", self.ech)?;
+        w.write_all(if self.ech {
+            b",\"ech\":true"
+        } else {
+            b",\"ech\":false"
+        })?;
         opt_str(w, "ja4", self.ja4.as_deref())?;
         w.write_all(b",\"http\":[")?;
         for (i, h) in self.http.iter().enumerate() {
@@ -466,14 +592,20 @@ impl FlowRecord {
                     w.write_all(b",")?;
                 }
                 first = false;
-                write!(w, "\"{k}\":")?;
+                w.write_all(b"\"")?;
+                w.write_all(k.as_bytes())?;
+                w.write_all(b"\":")?;
                 match v {
                     Some(v) => json_str(w, v)?,
                     None => w.write_all(b"null")?,
                 }
             }
             match h.status {
-                Some(s) => write!(w, ",\"status\":{s}}}")?,
+                Some(s) => {
+                    w.write_all(b",\"status\":")?;
+                    w.write_all(b.format(s).as_bytes())?;
+                    w.write_all(b"}")?;
+                }
                 None => w.write_all(b",\"status\":null}")?,
             }
         }

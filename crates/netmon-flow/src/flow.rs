@@ -175,19 +175,34 @@ pub struct FlowCore {
     pub tcp_state: TcpState,
     /// ICMP errors (unreachable, time exceeded, ...) seen that quote this flow.
     pub icmp_errors: u32,
-    /// For ICMP flows that carried errors: the flow the latest error quoted.
-    pub quoted: Option<Box<FlowKey>>,
-    /// For flows inside a tunnel: the key of the flow that carried them.
-    pub outer: Option<Box<FlowKey>>,
     /// Set when the flow has ended.
     pub end_reason: Option<EndReason>,
-    /// The initiator's initial sequence number, when its SYN was seen.
-    pub(crate) isn: Option<u32>,
+    /// Keys of related flows (tunnel, quoted flow), boxed: most flows have none, and the flow
+    /// record's size decides how many flows fit in cache.
+    pub(crate) related: Option<Box<Related>>,
     /// When the record was last exported by the active timeout.
     pub(crate) last_export: Timestamp,
 }
 
+/// Flows related to a flow.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Related {
+    pub(crate) outer: Option<FlowKey>,
+    pub(crate) quoted: Option<FlowKey>,
+}
+
 impl FlowCore {
+    /// For flows inside a tunnel: the key of the flow that carried them.
+    pub fn outer(&self) -> Option<&FlowKey> {
+        self.related.as_deref().and_then(|r| r.outer.as_ref())
+    }
+    /// For ICMP flows that carried errors: the flow the latest error quoted.
+    pub fn quoted(&self) -> Option<&FlowKey> {
+        self.related.as_deref().and_then(|r| r.quoted.as_ref())
+    }
+    pub(crate) fn set_quoted(&mut self, k: FlowKey) {
+        self.related.get_or_insert_with(Box::default).quoted = Some(k);
+    }
     /// The initiator's endpoint (client).
     pub fn src(&self) -> Endpoint {
         self.key.endpoint(self.initiator)

@@ -48,6 +48,7 @@
 pub mod flow;
 mod frag;
 pub mod key;
+mod slab;
 pub mod table;
 mod wheel;
 

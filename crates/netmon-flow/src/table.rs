@@ -18,6 +18,7 @@ use netmon_types::Timestamp;
 use crate::flow::{DirStats, Direction, EndReason, Flow, FlowCore, FlowExt, TcpState};
 use crate::frag::{FragKey, FragMap, FragVerdict, Orphan, Pending};
 use crate::key::{FlowKey, Side, VlanKey};
+use crate::slab::Slab;
 use crate::wheel::{Entry, Wheel};
 
 const SEC: i64 = 1_000_000_000;
@@ -177,10 +178,15 @@ enum Class {
 
 struct Slot<E> {
     flow: Flow<E>,
-    /// Packet clock when last touched: expiry is `touched + timeout(class)`.
-    touched: i64,
     class: Class,
     live: bool,
+}
+
+impl<E> Slot<E> {
+    /// Expiry is measured from the flow's latest packet.
+    fn touched(&self) -> i64 {
+        self.flow.core.last_seen.0
+    }
 }
 
 /// The identity of a live flow in the table, valid until it ends.
@@ -216,7 +222,7 @@ pub struct PacketInfo {
 /// A bidirectional flow table with bounded memory.
 pub struct FlowTable<E: FlowExt = ()> {
     cfg: FlowConfig,
-    slots: Vec<Slot<E>>,
+    slots: Slab<Slot<E>>,
     free: Vec<u32>,
     index: HashTable<u32>,
     hasher: foldhash::fast::RandomState,
@@ -236,7 +242,7 @@ impl<E: FlowExt> FlowTable<E> {
         FlowTable {
             frags: FragMap::new(cfg.max_fragments, cfg.fragment_timeout),
             cfg,
-            slots: Vec::new(),
+            slots: Slab::new(),
             free: Vec::new(),
             index: HashTable::new(),
             hasher: foldhash::fast::RandomState::default(),
@@ -286,13 +292,10 @@ impl<E: FlowExt> FlowTable<E> {
             .slots
             .iter()
             .filter(|s| s.live)
-            .map(|s| {
-                (usize::from(s.flow.core.outer.is_some())
-                    + usize::from(s.flow.core.quoted.is_some()))
-                    * core::mem::size_of::<FlowKey>()
-            })
+            .filter(|s| s.flow.core.related.is_some())
+            .map(|_| core::mem::size_of::<crate::flow::Related>())
             .sum::<usize>();
-        self.slots.capacity() * core::mem::size_of::<Slot<E>>()
+        self.slots.memory_bytes()
             + self.free.capacity() * 4
             + self.index.allocation_size()
             + self.wheel.memory_bytes()
@@ -378,7 +381,8 @@ impl<E: FlowExt> FlowTable<E> {
         }
         Some((
             e.slot,
-            s.touched.saturating_add(self.timeout_of(s.class as usize)),
+            s.touched()
+                .saturating_add(self.timeout_of(s.class as usize)),
         ))
     }
 
@@ -727,10 +731,7 @@ impl<E: FlowExt> FlowTable<E> {
             }
         }
         if let Some(s) = self.slots.get_mut(icmp_slot as usize) {
-            match &mut s.flow.core.quoted {
-                Some(b) => **b = quoted,
-                None => s.flow.core.quoted = Some(Box::new(quoted)),
-            }
+            s.flow.core.set_quoted(quoted);
         }
     }
 
@@ -745,7 +746,6 @@ impl<E: FlowExt> FlowTable<E> {
                 core,
                 ext: E::default(),
             },
-            touched: self.clock,
             class: Class::Other,
             live: true,
         };
@@ -756,10 +756,7 @@ impl<E: FlowExt> FlowTable<E> {
                 }
                 i
             }
-            None => {
-                self.slots.push(slot);
-                (self.slots.len() - 1) as u32
-            }
+            None => self.slots.push(slot) as u32,
         };
         let (slots, hasher) = (&self.slots, &self.hasher);
         self.index.insert_unique(h, i, |&j| {
@@ -780,7 +777,9 @@ impl<E: FlowExt> FlowTable<E> {
     /// Files an expiry check for the flow in `i` at its current expiry time.
     fn schedule(&mut self, i: u32) {
         if let Some(s) = self.slots.get(i as usize) {
-            let due = s.touched.saturating_add(self.timeout_of(s.class as usize));
+            let due = s
+                .touched()
+                .saturating_add(self.timeout_of(s.class as usize));
             let e = Entry {
                 slot: i,
                 id: s.flow.core.id as u32,
@@ -789,16 +788,15 @@ impl<E: FlowExt> FlowTable<E> {
         }
     }
 
-    /// A packet touched the flow: note the time, and when its state moved it to a class with a
-    /// shorter timeout (e.g. TCP closed), file a check for the earlier expiry.
+    /// A packet touched the flow (its `last_seen` is the expiry reference): when its state
+    /// moved it to a class with a shorter timeout (e.g. TCP closed), file a check for the
+    /// earlier expiry.
     fn touch(&mut self, i: u32) {
         let class = self.class_of(i);
         let new_timeout = self.timeout_of(class as usize);
-        let clock = self.clock;
         let Some(s) = self.slots.get_mut(i as usize) else {
             return;
         };
-        s.touched = clock;
         if s.class == class {
             return;
         }
@@ -884,8 +882,7 @@ impl<E: FlowExt> FlowTable<E> {
         let h = self.hasher.hash_one(s.flow.core.key);
         s.live = false;
         // Release what the slot owns now; the rest is overwritten on reuse.
-        s.flow.core.outer = None;
-        s.flow.core.quoted = None;
+        s.flow.core.related = None;
         s.flow.ext = E::default();
         if let Ok(e) = self.index.find_entry(h, |&j| j == i) {
             e.remove();
@@ -1003,10 +1000,8 @@ fn empty_core(key: FlowKey, initiator: Side, ts: Timestamp, id: u64) -> FlowCore
         stats: [DirStats::default(); 2],
         tcp_state: TcpState::None,
         icmp_errors: 0,
-        quoted: None,
-        outer: None,
         end_reason: None,
-        isn: None,
+        related: None,
         last_export: ts,
     }
 }
@@ -1021,13 +1016,17 @@ fn new_core(
     outer: Option<FlowKey>,
 ) -> FlowCore {
     let mut c = empty_core(key, side, ts, id);
-    c.outer = outer.map(Box::new);
+    if let Some(o) = outer {
+        c.related = Some(Box::new(crate::flow::Related {
+            outer: Some(o),
+            quoted: None,
+        }));
+    }
     let other = side.other();
     c.initiator = match &p.transport {
         Transport::Tcp(t) => {
             let f = t.flags();
             if f.syn() && !f.ack() {
-                c.isn = Some(t.seq());
                 side
             } else if f.syn() && f.ack() {
                 other

@@ -550,10 +550,7 @@ fn icmp_echo_keyed_by_identifier_and_errors_linked() {
     let e = r.feed(4, &err).unwrap();
     assert_eq!(r.table.get(u.flow).unwrap().core.icmp_errors, 1);
     let ef = &r.table.get(e.flow).unwrap().core;
-    assert_eq!(
-        ef.quoted.as_deref(),
-        Some(&r.table.get(u.flow).unwrap().core.key)
-    );
+    assert_eq!(ef.quoted(), Some(&r.table.get(u.flow).unwrap().core.key));
     assert!(!ef.key.has_ports());
 }
 
@@ -575,7 +572,7 @@ fn vxlan_inner_flow_marked_with_outer_key() {
     let ev = r.finish();
     assert_eq!(ev.ended.len(), 2);
     let innerf = ev.ended.iter().find(|f| f.core.key.proto() == 6).unwrap();
-    assert_eq!(innerf.core.outer.as_deref(), Some(&outer_key));
+    assert_eq!(innerf.core.outer(), Some(&outer_key));
     assert_eq!(
         innerf.core.c2s().bytes,
         outer.len() as u64,

@@ -137,6 +137,47 @@ impl Timestamp {
         Rfc3339(self)
     }
 
+    /// Writes RFC 3339 with nine fractional digits (`2024-03-01T12:00:00.000000123Z`, 30 bytes
+    /// for years 0–9999) into `buf` without the formatting machinery, and returns it as `&str`.
+    /// Equal to [`Rfc3339`]'s `Display` for every timestamp: `i64` nanoseconds only span the
+    /// years 1677–2262 (the clamp to 0–9999 is a guard, never reached).
+    pub fn write_rfc3339(self, buf: &mut [u8; 32]) -> &str {
+        let (y, mo, d, h, mi, s) = self.to_civil();
+        let y = y.clamp(0, 9999) as u32;
+        let ns = self.subsec_nanos();
+        let mut put = |at: usize, v: u32, digits: usize| {
+            let mut v = v;
+            for i in (0..digits).rev() {
+                if let Some(b) = buf.get_mut(at + i) {
+                    *b = b'0' + (v % 10) as u8;
+                }
+                v /= 10;
+            }
+        };
+        put(0, y, 4);
+        put(5, mo, 2);
+        put(8, d, 2);
+        put(11, h, 2);
+        put(14, mi, 2);
+        put(17, s, 2);
+        put(20, ns, 9);
+        for (at, c) in [
+            (4, b'-'),
+            (7, b'-'),
+            (10, b'T'),
+            (13, b':'),
+            (16, b':'),
+            (19, b'.'),
+            (29, b'Z'),
+        ] {
+            if let Some(b) = buf.get_mut(at) {
+                *b = c;
+            }
+        }
+        // Only ASCII digits and separators were written.
+        core::str::from_utf8(buf.get(..30).unwrap_or(&[])).unwrap_or("")
+    }
+
     /// The civil date and time (UTC) of this timestamp: `(year, month, day, hour, minute, second)`.
     pub const fn to_civil(self) -> (i64, u32, u32, u32, u32, u32) {
         let secs = self.secs();
@@ -209,6 +250,25 @@ mod tests {
         );
         // Before the epoch: floor division keeps the fraction positive.
         assert_eq!(Timestamp(-1).to_string(), "1969-12-31T23:59:59.999999999Z");
+    }
+
+    #[test]
+    fn fast_rfc3339_matches_display() {
+        let mut buf = [0u8; 32];
+        for t in [
+            0,
+            1,
+            -1,
+            1_709_294_400_000_000_123,
+            951_782_400_999_999_999,
+            9_000_000_000_000_000_000,
+            -2_000_000_000_000_000_000,
+            i64::MIN,
+            i64::MAX,
+        ] {
+            let ts = Timestamp(t);
+            assert_eq!(ts.write_rfc3339(&mut buf), ts.rfc3339().to_string(), "{t}");
+        }
     }
 
     #[test]

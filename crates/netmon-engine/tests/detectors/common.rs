@@ -16,11 +16,11 @@ pub(crate) struct Collect {
     pub(crate) ended: Vec<FlowObs>,
 }
 
-impl EngineSink<()> for Collect {
+impl<E: netmon_flow::FlowExt> EngineSink<E> for Collect {
     fn alert(&mut self, event: &AlertEvent) {
         self.events.push(event.clone());
     }
-    fn flow_ended(&mut self, flow: &Flow<()>, _iface_name: Option<&str>) {
+    fn flow_ended(&mut self, flow: &Flow<E>, _iface_name: Option<&str>) {
         self.ended.push(flow_view(flow));
     }
 }
@@ -78,7 +78,7 @@ pub(crate) fn run(path: &Path) -> (Engine, Collect, Outcome) {
 ///
 /// Used by the batch oracle (workload test) and to count probes and ports; if the engine's
 /// adapter ever disagreed with these definitions, the oracle comparison would show it.
-pub(crate) fn flow_view(flow: &Flow<()>) -> FlowObs {
+pub(crate) fn flow_view<E>(flow: &Flow<E>) -> FlowObs {
     let c = &flow.core;
     let (i, r) = (c.c2s(), c.s2c());
     let tcp = (c.key.proto() == 6).then(|| {
