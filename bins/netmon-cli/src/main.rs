@@ -17,6 +17,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// See Cargo.toml: faster than glibc's malloc for the classifier's per-flow allocations.
+#[cfg(target_os = "linux")]
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A network monitor: decode captures, follow flows, raise alerts.
 #[derive(Parser, Debug)]
 #[command(name = "netmon", version, about, propagate_version = true)]

@@ -430,7 +430,9 @@ fn filters_select_exactly_the_matching_records() {
     assert_eq!(err.lines().count(), 2, "{err}");
     assert!(err.starts_with("packets 203 ("), "{err}");
     assert!(
-        err.lines().nth(1).is_some_and(|l| l.starts_with("classified: ")),
+        err.lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("classified: ")),
         "{err}"
     );
     assert!(err.contains("flows 24 (4 printed)"), "{err}");

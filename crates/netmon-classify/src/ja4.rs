@@ -162,11 +162,18 @@ fn part_a(transport: Ja4Transport, h: &Ja4Input<'_>) -> String {
 
 /// Appends `list` as comma-separated 4-digit lower-case hex.
 fn push_hex_list(out: &mut String, list: impl Iterator<Item = u16>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     for (i, v) in list.enumerate() {
         if i > 0 {
             out.push(',');
         }
-        let _ = write!(out, "{v:04x}");
+        for shift in [12, 8, 4, 0] {
+            let d = HEX
+                .get(usize::from((v >> shift) & 0xf))
+                .copied()
+                .unwrap_or(b'0');
+            out.push(char::from(d));
+        }
     }
 }
 
