@@ -10,6 +10,8 @@
 
 use netmon_classify::reasm::{MAX_PENDING, StreamBuf};
 use netmon_classify::tls::{ClientHelloInfo, Parse};
+// The ClientHello builder (TLS 1.3 shape, RFC 8446 §4.1.2) and its record framing.
+use netmon_testkit::tls::{client_hello, records};
 use proptest::prelude::*;
 
 /// A stream, cut into segments `(offset, bytes)`: a covering segmentation plus extra
@@ -82,72 +84,6 @@ proptest! {
         s.push(seq, &data);
         prop_assert_eq!(s.contiguous(), &data[cut..]);
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// ClientHello builder (TLS 1.3 shape, RFC 8446 §4.1.2).
-
-fn ext(t: u16, data: &[u8]) -> Vec<u8> {
-    let mut v = t.to_be_bytes().to_vec();
-    v.extend_from_slice(&(data.len() as u16).to_be_bytes());
-    v.extend_from_slice(data);
-    v
-}
-
-fn client_hello(sni: &[u8], alpn: &[Vec<u8>], padding: usize) -> Vec<u8> {
-    let mut name = vec![0u8];
-    name.extend_from_slice(&(sni.len() as u16).to_be_bytes());
-    name.extend_from_slice(sni);
-    let mut sni_list = (name.len() as u16).to_be_bytes().to_vec();
-    sni_list.extend(name);
-    let alpn_body: Vec<u8> = alpn
-        .iter()
-        .flat_map(|n| std::iter::once(n.len() as u8).chain(n.iter().copied()))
-        .collect();
-    let mut alpn_list = (alpn_body.len() as u16).to_be_bytes().to_vec();
-    alpn_list.extend(alpn_body);
-    let exts = [
-        ext(0x0a0a, &[]),
-        ext(0x0000, &sni_list),
-        ext(0x0010, &alpn_list),
-        ext(0x000d, &[0, 4, 0x04, 0x03, 0x08, 0x04]),
-        ext(0x002b, &[4, 0x03, 0x04, 0x03, 0x03]),
-        ext(0x0033, &vec![0x11; padding]), // a big key share, like X25519MLKEM768
-        ext(0x0015, &[]),
-    ]
-    .concat();
-    let mut body = vec![0x03, 0x03];
-    body.extend([0x5a; 32]);
-    body.push(0);
-    body.extend([0, 6, 0x13, 0x01, 0x13, 0x02, 0x3a, 0x3a]);
-    body.extend([1, 0]);
-    body.extend_from_slice(&(exts.len() as u16).to_be_bytes());
-    body.extend(exts);
-    let mut msg = vec![1];
-    msg.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
-    msg.extend(body);
-    msg
-}
-
-/// `msg` as TLS handshake records cut at `cuts` (handshake offsets).
-fn records(msg: &[u8], cuts: &[usize]) -> Vec<u8> {
-    let mut cuts: Vec<usize> = cuts
-        .iter()
-        .map(|c| c % msg.len().max(1))
-        .filter(|&c| c > 0)
-        .collect();
-    cuts.push(msg.len());
-    cuts.sort_unstable();
-    cuts.dedup();
-    let mut out = Vec::new();
-    let mut prev = 0;
-    for c in cuts {
-        out.extend([0x16, 0x03, 0x01]);
-        out.extend_from_slice(&((c - prev) as u16).to_be_bytes());
-        out.extend_from_slice(&msg[prev..c]);
-        prev = c;
-    }
-    out
 }
 
 proptest! {

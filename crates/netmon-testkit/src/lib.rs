@@ -11,6 +11,7 @@
 //! | `NETMON_SKIP_CORPUS=1` | corpus tests print a notice and pass without running |
 //!
 //! [`oracle`] holds the oracle's flow accounting (key, counts, reading and diffing).
+//! [`tls`] builds TLS handshake messages and records for tests.
 //!
 //! Without `NETMON_SKIP_CORPUS=1`, a corpus that cannot be found **fails** the test: a test
 //! that silently skips its real inputs would be a test that cannot fail.
@@ -27,6 +28,7 @@
 use std::path::{Path, PathBuf};
 
 pub mod oracle;
+pub mod tls;
 
 pub use netmon_types::Timestamp;
 
