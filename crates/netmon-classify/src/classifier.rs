@@ -601,8 +601,11 @@ impl FlowClass {
             .as_deref()
             .and_then(|i| i.http.iter().find(|t| t.status.is_none()))
             .is_some_and(|t| t.method.as_ref().is_some_and(|m| m.as_bytes() == b"HEAD"));
-        let mut msgs: Vec<Message> = Vec::new();
         let work = &mut *w;
+        // Messages are recorded as the parser finds them (the working state is out of `self`
+        // meanwhile): no list in between, so a request costs only what is recorded of it and
+        // a response head nothing.
+        let mut out = |m| self.http_message(ctx, m);
         if let (Some(stream), Some(parser), Some(fed), Some(live)) = (
             work.streams.get_mut(d),
             work.http.get_mut(d),
@@ -616,7 +619,7 @@ impl FlowClass {
                     // itself), so the buffer can go.
                     let buf = stream.contiguous();
                     if let Some(new) = buf.get(*fed..) {
-                        parser.push(new, d == 0, head_pending, &mut |m| msgs.push(m));
+                        parser.push(new, d == 0, head_pending, &mut out);
                     }
                     *fed = buf.len();
                     if let Some(next) = stream.next_seq() {
@@ -632,7 +635,7 @@ impl FlowClass {
                     } else {
                         let skip = off.unsigned_abs() as usize;
                         if let Some(new) = payload.get(skip..) {
-                            parser.push(new, d == 0, head_pending, &mut |m| msgs.push(m));
+                            parser.push(new, d == 0, head_pending, &mut out);
                             *live = Some(next.wrapping_add(new.len() as u32));
                         }
                     }
@@ -640,16 +643,15 @@ impl FlowClass {
             }
         }
         let both_done = work.http.iter().all(HttpStream::is_done);
-        self.work = Some(w);
-        for m in msgs {
-            self.http_message(ctx, m);
-        }
         let full = self
             .info
             .as_deref()
             .is_some_and(|i| i.http.len() >= http::MAX_TRANSACTIONS);
-        if both_done || full {
+        // A message may have finished the flow already (an accepted h2c upgrade).
+        if both_done || full || self.is_done() {
             self.finish();
+        } else {
+            self.work = Some(w);
         }
     }
 
@@ -795,10 +797,8 @@ impl FlowClass {
             }
             Some("ssdp" | "http") => {
                 let mut parser = HttpStream::default();
-                let mut msgs = Vec::new();
                 let request = http::looks(payload) == Looks::Request;
-                parser.push(payload, request, false, &mut |m| msgs.push(m));
-                for m in msgs {
+                parser.push(payload, request, false, &mut |m| {
                     if let Message::Request(t) = m {
                         ctx.stats.http_requests += 1;
                         let info = self.info_mut();
@@ -807,7 +807,7 @@ impl FlowClass {
                             info.http.push(t);
                         }
                     }
-                }
+                });
                 if self
                     .info
                     .as_deref()
