@@ -4,7 +4,9 @@
 #                      ../shared/corpus (or $NETMON_CORPUS), copied whole;
 #   packet_<linktype>  single frames of that link type split out of the same captures by
 #                      extract_frames.py (plus IP packets re-wrapped for the rarer link types),
-#                      at most SEEDS_PER_TARGET (default 300) per target.
+#                      at most SEEDS_PER_TARGET (default 300) per target;
+#   quic               the QUIC flows of the same captures (seed_quic.py);
+#   http, pipeline     their TCP/UDP flows as conversations, plus crafted ones (seed_flows.py).
 # Seeds are named by content hash, so re-running adds only what is new; `seed.sh --clean`
 # empties the corpus directories first (including whatever the fuzzer added).
 set -eu
@@ -57,3 +59,5 @@ echo "capture_file: $n seeds" >&2
 python3 "$here/extract_frames.py" --max "$max" "$corpus_out" $(cat "$captures")
 # shellcheck disable=SC2046
 python3 "$here/seed_quic.py" "$corpus_out" $(cat "$captures")
+# shellcheck disable=SC2046
+python3 "$here/seed_flows.py" --max "$max" "$corpus_out" $(cat "$captures")

@@ -18,6 +18,8 @@ use crate::Text;
 pub const MAX_HEADER: usize = 16 * 1024;
 /// Most request/response pairs kept per flow.
 pub const MAX_TRANSACTIONS: usize = 32;
+/// Longest chunk-size or trailer line, without its LF.
+const MAX_LINE: usize = 1024;
 /// Most headers parsed per message (httparse needs a fixed array).
 const MAX_HEADERS: usize = 96;
 
@@ -96,24 +98,22 @@ pub fn looks(first: &[u8]) -> Looks {
     if !METHODS.iter().any(|m| first.starts_with(m)) {
         return Looks::No;
     }
-    // The request line must carry "HTTP/1." before its end (or before what was captured ends):
-    // this rejects SIP, RTSP and random binary that happens to start with "GET ".
+    // The request line must carry " HTTP/1." before its end (or before what was captured
+    // ends), after printable characters only: this rejects SIP, RTSP and random binary that
+    // happens to start with "GET ". The verdict on a prefix of a line never contradicts the
+    // verdict on the whole line, so a stream parser decides the same however the line is
+    // split into segments (a line too long for a header block is stopped by `MAX_HEADER`).
     let line_end = first
         .iter()
         .position(|&b| b == b'\n')
         .unwrap_or(first.len());
     let line = first.get(..line_end).unwrap_or(first);
+    let printable = |b: &[u8]| b.iter().all(|&c| c >= 0x20 && c != 0x7f);
     match find(line, b" HTTP/1.") {
-        Some(_) => Looks::Request,
-        None if line_end == first.len() && line.len() < 2048 => {
-            // The line goes on past what we have: plausible, decide on more data.
-            if line.iter().all(|&b| b >= 0x20 && b != 0x7f) {
-                Looks::Request
-            } else {
-                Looks::No
-            }
-        }
-        None => Looks::No,
+        Some(k) if printable(line.get(..k).unwrap_or(line)) => Looks::Request,
+        // The line goes on past what we have: plausible, decide on more data.
+        None if line_end == first.len() && printable(line) => Looks::Request,
+        _ => Looks::No,
     }
 }
 
@@ -179,6 +179,12 @@ impl HttpStream {
         self.state == State::Done
     }
 
+    /// Heap bytes held (the header and chunk-line buffers' capacity): at most about
+    /// 2 × [`MAX_HEADER`] plus a chunk line.
+    pub fn heap_bytes(&self) -> usize {
+        self.buf.capacity() + self.line.capacity()
+    }
+
     /// Stops parsing this direction and frees its buffers.
     pub fn stop(&mut self) {
         self.state = State::Done;
@@ -196,9 +202,8 @@ impl HttpStream {
         head_pending: bool,
         out: &mut impl FnMut(Message),
     ) {
-        let mut rounds = 0;
-        while !data.is_empty() && rounds < 1024 {
-            rounds += 1;
+        while !data.is_empty() {
+            let before = data.len();
             match self.state {
                 State::Done => return,
                 State::Body(n) => {
@@ -212,6 +217,12 @@ impl HttpStream {
                 }
                 State::Chunked(c) => data = self.chunked(c, data),
                 State::Header => data = self.header(data, request_side, head_pending, out),
+            }
+            // Every state consumes at least one byte per round (so the loop ends within
+            // `data.len()` rounds); should one not, stop rather than spin or skip bytes.
+            if data.len() >= before {
+                self.stop();
+                return;
             }
         }
     }
@@ -245,7 +256,8 @@ impl HttpStream {
                 }
                 _ => {}
             }
-            match find(data, b"\r\n\r\n") {
+            // A block longer than `MAX_HEADER` is refused here as it is when it spans segments.
+            match find(data.get(..MAX_HEADER).unwrap_or(data), b"\r\n\r\n") {
                 Some(i) => (
                     data.get(..i + 4).unwrap_or(data),
                     data.get(i + 4..).unwrap_or(&[]),
@@ -391,13 +403,18 @@ impl HttpStream {
             }
             Chunk::Size | Chunk::Trailer => {
                 let Some(nl) = data.iter().position(|&b| b == b'\n') else {
-                    if self.line.len() + data.len() > 1024 {
+                    if self.line.len() + data.len() > MAX_LINE {
                         self.stop();
                     } else {
                         self.line.extend_from_slice(data);
                     }
                     return &[];
                 };
+                // The same bound whether or not the line ends in this segment.
+                if self.line.len() + nl > MAX_LINE {
+                    self.stop();
+                    return &[];
+                }
                 self.line.extend_from_slice(data.get(..=nl).unwrap_or(data));
                 let rest = data.get(nl + 1..).unwrap_or(&[]);
                 let line = core::mem::take(&mut self.line);
@@ -622,5 +639,86 @@ mod tests {
             req(&got[0]).host.as_ref().unwrap().as_bytes(),
             b"example.com:8080"
         );
+    }
+
+    /// `data` in one push and cut at `cuts` give the same messages and end state; returns them.
+    fn same_however_cut(side: bool, data: &[u8], cuts: &[usize]) -> (Vec<Message>, bool) {
+        let (whole, w) = run(side, &[data]);
+        let mut pieces = Vec::new();
+        let mut prev = 0;
+        for &c in cuts.iter().chain([&data.len()]) {
+            pieces.push(&data[prev..c]);
+            prev = c;
+        }
+        let (split, s) = run(side, &pieces);
+        assert_eq!(whole, split, "cut at {cuts:?}");
+        assert_eq!((w.messages, w.is_done()), (s.messages, s.is_done()));
+        (whole, w.is_done())
+    }
+
+    #[test]
+    fn a_non_printable_request_line_is_refused_however_cut() {
+        // Found by the `http` fuzz target: a request line that turns non-printable before
+        // " HTTP/1." was refused when its start came alone and accepted when whole.
+        let line = b"TRACE \x0f\x0f\x0f\x0f\x0f*\xe2; HTTPRI * HTTP/1.\xd0.";
+        let (got, done) = same_however_cut(true, line, &[9]);
+        assert!(got.is_empty() && done);
+        assert_eq!(looks(line), Looks::No);
+    }
+
+    #[test]
+    fn a_long_request_line_is_accepted_however_cut() {
+        // A request line longer than 2 KiB (long query strings) is accepted however it
+        // arrives (it was refused when a segment ended after 2048 bytes of it).
+        let long = [
+            &b"GET /search?q="[..],
+            &[b'a'; 3000],
+            b" HTTP/1.1\r\nHost: h\r\n\r\n",
+        ]
+        .concat();
+        let (got, done) = same_however_cut(true, &long, &[1000, 2100]);
+        assert_eq!(got.len(), 1);
+        assert!(!done);
+    }
+
+    #[test]
+    fn more_than_1024_pipelined_messages_in_one_push() {
+        // More than 1024 pipelined messages in one push: every one is parsed (bytes after
+        // the 1024th round used to be skipped, desynchronising the direction).
+        let many = b"GET / HTTP/1.1\r\n\r\n".repeat(1100);
+        let (got, _) = same_however_cut(true, &many, &[18 * 500]);
+        assert_eq!(got.len(), 1100);
+    }
+
+    #[test]
+    fn an_oversized_header_block_is_refused_in_one_segment_too() {
+        // A header block longer than MAX_HEADER is refused also when it comes in one segment.
+        let big = [
+            &b"GET / HTTP/1.1\r\nX: "[..],
+            &vec![b'x'; MAX_HEADER],
+            b"\r\n\r\n",
+        ]
+        .concat();
+        let (got, done) = same_however_cut(true, &big, &[100, 9000]);
+        assert!(got.is_empty() && done);
+    }
+
+    #[test]
+    fn a_long_chunk_line_is_refused_in_one_segment_too() {
+        // A chunk line longer than MAX_LINE is refused also when its LF is in the same segment.
+        let chunked = |ext: &[u8]| {
+            [
+                &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;"[..],
+                ext,
+                b"\r\nhello\r\n0\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+            ]
+            .concat()
+        };
+        let (got, done) = same_however_cut(false, &chunked(&[b'e'; MAX_LINE]), &[60, 600]);
+        assert_eq!(got.len(), 1, "parsing stopped at the long line");
+        assert!(done);
+        let (got, done) = same_however_cut(false, &chunked(b"e=1"), &[60]);
+        assert_eq!(got.len(), 2, "a short line is fine");
+        assert!(!done);
     }
 }
