@@ -34,6 +34,9 @@ const SERVER_CAP: usize = 4 * 1024;
 pub const MAX_DNS: usize = 32;
 /// Most answers kept per DNS question.
 pub const MAX_DNS_ANSWERS: usize = 16;
+/// Most authority/additional-section addresses kept per DNS question (a root or TLD referral
+/// carries 13 name servers with an IPv4 and an IPv6 address each).
+pub const MAX_DNS_ADDITIONAL: usize = 32;
 
 /// Classifier settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -122,8 +125,12 @@ pub struct DnsTxn {
     pub qtype: u16,
     /// Response code, once a response was seen.
     pub rcode: Option<u8>,
-    /// Answer-section A/AAAA addresses and CNAME targets, in order (bounded).
+    /// Answer-section A/AAAA addresses and CNAME targets, in order (at most
+    /// [`MAX_DNS_ANSWERS`]).
     pub answers: Vec<DnsAnswer>,
+    /// A/AAAA addresses of the authority and additional sections, in order (at most
+    /// [`MAX_DNS_ADDITIONAL`]): referral glue, the host addresses an mDNS answer carries.
+    pub additional: Vec<IpAddr>,
 }
 
 /// What the classifier learnt about a flow. Rarely used parts are boxed: a flow table may hold
@@ -416,8 +423,14 @@ impl FlowClass {
             Some("dns") => self.tcp_dns(ctx, core, d, t.seq(), payload),
             _ => self.finish(),
         }
-        if !self.is_done() && self.probes >= ctx.config.max_probe_packets.saturating_mul(4) {
-            // A budget for every kind of flow: long-lived flows stop costing parse time.
+        // A budget for every kind of flow but HTTP: long-lived flows stop costing parse time.
+        // HTTP keeps following its messages (keep-alive, pipelining) until its bounded request
+        // list is full or a gap desynchronises both directions: skipping a body costs a
+        // length comparison per segment, and every request matters to the user.
+        if !self.is_done()
+            && self.app() != Some("http")
+            && self.probes >= ctx.config.max_probe_packets.saturating_mul(4)
+        {
             self.finish();
         }
     }
@@ -872,13 +885,30 @@ impl FlowClass {
         }
         let id = msg.id();
         let info = self.info_mut();
-        for q in msg.questions().take(4).flatten() {
+        // A response without a question (mDNS announcements, RFC 6762 §8.3) is recorded under
+        // its first answer's owner name and type.
+        let unasked = if response && msg.qdcount() == 0 {
+            msg.records()
+                .take(64)
+                .flatten()
+                .find(|r| r.section == dns::Section::Answer)
+                .map(|r| (r.name, r.rtype))
+        } else {
+            None
+        };
+        let questions = msg
+            .questions()
+            .take(4)
+            .flatten()
+            .map(|q| (q.name, q.qtype))
+            .chain(unasked);
+        for (name, qtype) in questions {
             // Compare before copying: a response usually answers a question already recorded.
             let existing = info.dns.iter().position(|t| {
                 t.id == id
-                    && t.qtype == q.qtype
+                    && t.qtype == qtype
                     && t.rcode.is_none()
-                    && t.query.as_bytes() == q.name.as_bytes()
+                    && t.query.as_bytes() == name.as_bytes()
             });
             let i = match existing {
                 Some(i) if response => i,
@@ -886,10 +916,11 @@ impl FlowClass {
                     info.dns.reserve_exact(1);
                     info.dns.push(DnsTxn {
                         id,
-                        query: q.name.to_text(),
-                        qtype: q.qtype,
+                        query: name.to_text(),
+                        qtype,
                         rcode: None,
                         answers: Vec::new(),
+                        additional: Vec::new(),
                     });
                     info.dns.len() - 1
                 }
@@ -902,23 +933,38 @@ impl FlowClass {
                 continue;
             };
             t.rcode = Some(flags.rcode());
-            // One pass over the records into a stack buffer, then one exact allocation.
+            // One pass over the records into stack buffers, then exact allocations.
             let room = MAX_DNS_ANSWERS.saturating_sub(t.answers.len());
+            let room_extra = MAX_DNS_ADDITIONAL.saturating_sub(t.additional.len());
             let mut found: arrayvec::ArrayVec<DnsAnswer, MAX_DNS_ANSWERS> =
                 arrayvec::ArrayVec::new();
+            let mut extra: arrayvec::ArrayVec<IpAddr, MAX_DNS_ADDITIONAL> =
+                arrayvec::ArrayVec::new();
             for r in msg.records().take(64).flatten() {
-                if r.section != dns::Section::Answer || found.len() >= room {
+                let addr = match r.data {
+                    RData::A(a) => Some(IpAddr::V4(a)),
+                    RData::Aaaa(a) => Some(IpAddr::V6(a)),
+                    _ => None,
+                };
+                if r.section != dns::Section::Answer {
+                    if let Some(a) = addr.filter(|_| extra.len() < room_extra) {
+                        let _ = extra.try_push(a);
+                    }
                     continue;
                 }
-                let _ = found.try_push(match r.data {
-                    RData::A(a) => DnsAnswer::Addr(IpAddr::V4(a)),
-                    RData::Aaaa(a) => DnsAnswer::Addr(IpAddr::V6(a)),
-                    RData::Cname(n) => DnsAnswer::Cname(n.to_text()),
+                if found.len() >= room {
+                    continue;
+                }
+                let _ = found.try_push(match (addr, r.data) {
+                    (Some(a), _) => DnsAnswer::Addr(a),
+                    (None, RData::Cname(n)) => DnsAnswer::Cname(n.to_text()),
                     _ => continue,
                 });
             }
             t.answers.reserve_exact(found.len());
             t.answers.extend(found);
+            t.additional.reserve_exact(extra.len());
+            t.additional.extend(extra);
         }
     }
 }

@@ -245,8 +245,11 @@ pub struct DnsRecord {
     pub qtype: String,
     /// Response code name, when a response was seen (`NOERROR`, `NXDOMAIN`, ...).
     pub rcode: Option<&'static str>,
-    /// Answers: addresses (A/AAAA) and CNAME targets, in order.
+    /// Answers: addresses (A/AAAA) and CNAME targets of the answer section, in order.
     pub answers: Vec<String>,
+    /// A/AAAA addresses of the authority and additional sections (referral glue, the host
+    /// addresses of an mDNS answer), in order.
+    pub additional: Vec<String>,
 }
 
 /// What a flow extension contributes to its record (the classifier fills the application
@@ -307,6 +310,7 @@ impl RecordExt for netmon_classify::classifier::FlowClass {
                         DnsAnswer::Cname(n) => esc(n),
                     })
                     .collect(),
+                additional: t.additional.iter().map(ToString::to_string).collect(),
             })
             .collect();
         r.quic_version = i.quic_version.map(quic_version_name);
@@ -625,6 +629,7 @@ impl FlowRecord {
                 None => w.write_all(b"null")?,
             }
             str_list(w, "answers", &d.answers)?;
+            str_list(w, "additional", &d.additional)?;
             w.write_all(b"}")?;
         }
         w.write_all(b"]")?;
@@ -741,6 +746,7 @@ mod tests {
                                 qtype: "A".into(),
                                 rcode: Some("NOERROR"),
                                 answers: vec!["1.2.3.4".into(), "x".into()],
+                                additional: vec!["::1".into()],
                             }]
                         } else {
                             Vec::new()
