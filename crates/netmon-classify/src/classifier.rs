@@ -1,7 +1,7 @@
 //! The per-flow classifier: a [`FlowExt`] that watches a young flow's payload, names its
 //! application, extracts what is worth keeping, and then stops working.
 //!
-//! Per flow it holds a [`FlowClass`] of 48 bytes. What it finds lives in a boxed [`AppInfo`]
+//! Per flow it holds a [`FlowClass`] of 32 bytes. What it finds lives in a boxed [`AppInfo`]
 //! (allocated once, when there is something to keep); its working state (TCP reassembly of the
 //! first bytes of each direction, HTTP parsers, the QUIC Initial state, DNS-over-TCP framing)
 //! lives in a boxed `Work` that is freed as soon as the flow is classified. A classified flow

@@ -324,6 +324,24 @@ impl RecordExt for netmon_classify::classifier::FlowClass {
 }
 
 impl FlowRecord {
+    /// The flow's best name for a human: the TLS/QUIC SNI, else the first HTTP Host, else the
+    /// first DNS question, else the `domain` learnt from DNS answers. Escaped like every string
+    /// taken from packets.
+    pub fn name(&self) -> Option<&str> {
+        self.names().next()
+    }
+
+    /// Every name the flow carries, in [`name`](Self::name)'s order of preference: SNI, HTTP
+    /// Hosts, DNS questions, `domain`.
+    pub fn names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.sni
+            .as_deref()
+            .into_iter()
+            .chain(self.http.iter().filter_map(|h| h.host.as_deref()))
+            .chain(self.dns.iter().map(|d| d.query.as_str()))
+            .chain(self.domain.as_deref())
+    }
+
     /// Builds the record of a flow. `iface_name` comes from the capture source.
     pub fn new<E: RecordExt>(flow: &Flow<E>, iface_name: Option<&str>) -> FlowRecord {
         let mut r = FlowRecord::from_core(&flow.core, iface_name);
