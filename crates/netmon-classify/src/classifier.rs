@@ -108,10 +108,13 @@ impl ClassifyCtx {
 /// One answer to a DNS question.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DnsAnswer {
-    /// An A or AAAA record.
+    /// An A or AAAA record of the answer section.
     Addr(IpAddr),
-    /// A CNAME target.
+    /// A CNAME target (answer section).
     Cname(Text),
+    /// An A or AAAA record of the authority or additional section: referral glue, the host
+    /// addresses an mDNS answer carries.
+    Additional(IpAddr),
 }
 
 /// One DNS question of a flow and what its response said.
@@ -125,12 +128,11 @@ pub struct DnsTxn {
     pub qtype: u16,
     /// Response code, once a response was seen.
     pub rcode: Option<u8>,
-    /// Answer-section A/AAAA addresses and CNAME targets, in order (at most
-    /// [`MAX_DNS_ANSWERS`]).
+    /// What the response said, in message order: answer-section A/AAAA addresses and CNAME
+    /// targets (at most [`MAX_DNS_ANSWERS`]), then authority/additional-section addresses (at
+    /// most [`MAX_DNS_ADDITIONAL`]). One list: most questions have one or two of these, and a
+    /// second vector would cost every question 24 bytes.
     pub answers: Vec<DnsAnswer>,
-    /// A/AAAA addresses of the authority and additional sections, in order (at most
-    /// [`MAX_DNS_ADDITIONAL`]): referral glue, the host addresses an mDNS answer carries.
-    pub additional: Vec<IpAddr>,
 }
 
 /// What the classifier learnt about a flow. Rarely used parts are boxed: a flow table may hold
@@ -920,7 +922,6 @@ impl FlowClass {
                         qtype,
                         rcode: None,
                         answers: Vec::new(),
-                        additional: Vec::new(),
                     });
                     info.dns.len() - 1
                 }
@@ -933,9 +934,14 @@ impl FlowClass {
                 continue;
             };
             t.rcode = Some(flags.rcode());
-            // One pass over the records into stack buffers, then exact allocations.
-            let room = MAX_DNS_ANSWERS.saturating_sub(t.answers.len());
-            let room_extra = MAX_DNS_ADDITIONAL.saturating_sub(t.additional.len());
+            // One pass over the records into stack buffers, then one exact allocation.
+            let (mut n_ans, mut n_add) = (0, 0);
+            for a in &t.answers {
+                match a {
+                    DnsAnswer::Additional(_) => n_add += 1,
+                    _ => n_ans += 1,
+                }
+            }
             let mut found: arrayvec::ArrayVec<DnsAnswer, MAX_DNS_ANSWERS> =
                 arrayvec::ArrayVec::new();
             let mut extra: arrayvec::ArrayVec<IpAddr, MAX_DNS_ADDITIONAL> =
@@ -947,12 +953,12 @@ impl FlowClass {
                     _ => None,
                 };
                 if r.section != dns::Section::Answer {
-                    if let Some(a) = addr.filter(|_| extra.len() < room_extra) {
+                    if let Some(a) = addr.filter(|_| n_add + extra.len() < MAX_DNS_ADDITIONAL) {
                         let _ = extra.try_push(a);
                     }
                     continue;
                 }
-                if found.len() >= room {
+                if n_ans + found.len() >= MAX_DNS_ANSWERS {
                     continue;
                 }
                 let _ = found.try_push(match (addr, r.data) {
@@ -961,10 +967,10 @@ impl FlowClass {
                     _ => continue,
                 });
             }
-            t.answers.reserve_exact(found.len());
+            t.answers.reserve_exact(found.len() + extra.len());
             t.answers.extend(found);
-            t.additional.reserve_exact(extra.len());
-            t.additional.extend(extra);
+            t.answers
+                .extend(extra.into_iter().map(DnsAnswer::Additional));
         }
     }
 }

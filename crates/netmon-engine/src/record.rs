@@ -305,12 +305,20 @@ impl RecordExt for netmon_classify::classifier::FlowClass {
                 answers: t
                     .answers
                     .iter()
-                    .map(|a| match a {
-                        DnsAnswer::Addr(ip) => ip.to_string(),
-                        DnsAnswer::Cname(n) => esc(n),
+                    .filter_map(|a| match a {
+                        DnsAnswer::Addr(ip) => Some(ip.to_string()),
+                        DnsAnswer::Cname(n) => Some(esc(n)),
+                        DnsAnswer::Additional(_) => None,
                     })
                     .collect(),
-                additional: t.additional.iter().map(ToString::to_string).collect(),
+                additional: t
+                    .answers
+                    .iter()
+                    .filter_map(|a| match a {
+                        DnsAnswer::Additional(ip) => Some(ip.to_string()),
+                        _ => None,
+                    })
+                    .collect(),
             })
             .collect();
         r.quic_version = i.quic_version.map(quic_version_name);
