@@ -65,14 +65,25 @@ impl<W: Write> Out<W> {
         match self.format {
             Format::Table => writeln!(
                 self.out,
-                "{:<6} {:<47} {:<47} {:>8} {:>12} {:>8} {:>12} {:>12} {:<12} end",
-                "proto", "src", "dst", "pkts>", "bytes>", "pkts<", "bytes<", "duration", "state",
+                "{:<6} {:<47} {:<47} {:>8} {:>12} {:>8} {:>12} {:>12} {:<12} {:<14} {:<13} name",
+                "proto",
+                "src",
+                "dst",
+                "pkts>",
+                "bytes>",
+                "pkts<",
+                "bytes<",
+                "duration",
+                "state",
+                "end",
+                "app",
             ),
             Format::Csv => writeln!(
                 self.out,
                 "id,proto,src_ip,src_port,dst_ip,dst_port,packets_c2s,bytes_c2s,packets_s2c,bytes_s2c,\
                  payload_bytes_c2s,payload_bytes_s2c,first_seen,last_seen,duration_ns,state,end_reason,\
-                 vlan,iface,iface_name,icmp_errors,outer"
+                 vlan,iface,iface_name,icmp_errors,outer,app,app_guess,sni,alpn,http_host,dns_query,\
+                 domain,ja4"
             ),
             Format::Jsonl => Ok(()),
         }
@@ -119,11 +130,25 @@ impl std::fmt::Display for Endpoint<'_> {
     }
 }
 
+/// Longest name the table shows (names are escaped already; longer ones end in `…`).
+const TABLE_NAME_CHARS: usize = 64;
+
 fn write_table<W: Write>(w: &mut W, r: &FlowRecord) -> io::Result<()> {
     let secs = r.duration_ns as f64 / 1e9;
+    // A guessed application (from a port) is marked with `?`.
+    let app = match (r.app, r.app_guess) {
+        (Some(a), true) => format!("{a}?"),
+        (Some(a), false) => a.to_owned(),
+        (None, _) => "-".to_owned(),
+    };
+    let name = r.name().unwrap_or("-");
+    let name = match name.char_indices().nth(TABLE_NAME_CHARS) {
+        Some((cut, _)) => format!("{}…", name.get(..cut).unwrap_or_default()),
+        None => name.to_owned(),
+    };
     writeln!(
         w,
-        "{:<6} {:<47} {:<47} {:>8} {:>12} {:>8} {:>12} {:>11.3}s {:<12} {}",
+        "{:<6} {:<47} {:<47} {:>8} {:>12} {:>8} {:>12} {:>11.3}s {:<12} {:<14} {:<13} {}",
         r.proto.to_string(),
         Endpoint(&r.src_ip, r.src_port).to_string(),
         Endpoint(&r.dst_ip, r.dst_port).to_string(),
@@ -134,6 +159,8 @@ fn write_table<W: Write>(w: &mut W, r: &FlowRecord) -> io::Result<()> {
         secs,
         r.state,
         r.end_reason.unwrap_or("-"),
+        app,
+        name,
     )
 }
 
@@ -166,7 +193,7 @@ fn write_csv<W: Write>(w: &mut W, r: &FlowRecord) -> io::Result<()> {
     };
     writeln!(
         w,
-        "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+        "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
         r.id,
         r.proto,
         r.src_ip,
@@ -189,7 +216,20 @@ fn write_csv<W: Write>(w: &mut W, r: &FlowRecord) -> io::Result<()> {
         Csv(name),
         r.icmp_errors,
         Csv(&outer),
+        r.app.unwrap_or_default(),
+        r.app_guess,
+        Csv(r.sni.as_deref().unwrap_or_default()),
+        Csv(&r.alpn.join(";")),
+        Csv(first(r.http.iter().filter_map(|h| h.host.as_deref()))),
+        Csv(first(r.dns.iter().map(|d| d.query.as_str()))),
+        Csv(r.domain.as_deref().unwrap_or_default()),
+        r.ja4.as_deref().unwrap_or_default(),
     )
+}
+
+/// The first item, or the empty string.
+fn first<'a>(mut it: impl Iterator<Item = &'a str>) -> &'a str {
+    it.next().unwrap_or_default()
 }
 
 /// Runs `netmon flows`.

@@ -167,7 +167,26 @@ const SOMETIMES: &[&str] = &["icmp_id", "tcp_c2s", "tcp_s2c", "quoted", "outer"]
 
 const CSV_HEADER: &str = "id,proto,src_ip,src_port,dst_ip,dst_port,packets_c2s,bytes_c2s,\
     packets_s2c,bytes_s2c,payload_bytes_c2s,payload_bytes_s2c,first_seen,last_seen,duration_ns,\
-    state,end_reason,vlan,iface,iface_name,icmp_errors,outer";
+    state,end_reason,vlan,iface,iface_name,icmp_errors,outer,app,app_guess,sni,alpn,http_host,\
+    dns_query,domain,ja4";
+
+/// The name the table shows for a JSON record: SNI, first HTTP host, first DNS question,
+/// domain (as `FlowRecord::name`).
+fn best_name(r: &Value) -> String {
+    let first = |list: &str, key: &str| {
+        r[list]
+            .as_array()
+            .and_then(|a| a.iter().find_map(|x| x[key].as_str()))
+            .map(str::to_owned)
+    };
+    r["sni"]
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| first("http", "host"))
+        .or_else(|| first("dns", "query"))
+        .or_else(|| r["domain"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "-".to_owned())
+}
 
 // ------------------------------------------------------------------------------ formats
 
@@ -256,7 +275,7 @@ fn csv_and_table_carry_the_same_records() {
         assert_eq!(rows[0].join(","), CSV_HEADER, "{file}");
         assert_eq!(rows.len() - 1, recs.len(), "{file}: one CSV row per record");
         for (row, r) in rows[1..].iter().zip(&recs) {
-            assert_eq!(row.len(), 22, "{file}: {row:?}");
+            assert_eq!(row.len(), 30, "{file}: {row:?}");
             let col = |name: &str| {
                 let i = rows[0].iter().position(|h| h == name).unwrap();
                 row[i].as_str()
@@ -282,6 +301,11 @@ fn csv_and_table_carry_the_same_records() {
                 "end_reason",
                 "iface",
                 "icmp_errors",
+                "app",
+                "app_guess",
+                "sni",
+                "domain",
+                "ja4",
             ] {
                 let want = match &r[k] {
                     Value::Null => String::new(),
@@ -298,6 +322,22 @@ fn csv_and_table_carry_the_same_records() {
                 .collect();
             assert_eq!(col("vlan"), vlan.join(";"));
             assert_eq!(col("iface_name"), r["iface_name"].as_str().unwrap_or(""));
+            let alpn: Vec<&str> = r["alpn"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap())
+                .collect();
+            assert_eq!(col("alpn"), alpn.join(";"));
+            let first = |list: &str, key: &str| {
+                r[list]
+                    .as_array()
+                    .and_then(|a| a.iter().find_map(|x| x[key].as_str()))
+                    .unwrap_or("")
+                    .to_owned()
+            };
+            assert_eq!(col("http_host"), first("http", "host"));
+            assert_eq!(col("dns_query"), first("dns", "query"));
             match r.get("outer") {
                 Some(o) => assert_eq!(serde_json::from_str::<Value>(col("outer")).unwrap(), *o),
                 None => assert_eq!(col("outer"), ""),
@@ -313,20 +353,27 @@ fn csv_and_table_carry_the_same_records() {
             header,
             [
                 "proto", "src", "dst", "pkts>", "bytes>", "pkts<", "bytes<", "duration", "state",
-                "end"
+                "end", "app", "name"
             ]
         );
         let rows: Vec<&str> = lines.collect();
         assert_eq!(rows.len(), recs.len(), "{file}: one table row per record");
         for (row, r) in rows.iter().zip(&recs) {
             let cols: Vec<&str> = row.split_whitespace().collect();
-            assert_eq!(cols.len(), 10, "{row}");
+            assert!(cols.len() >= 12, "{row}");
             assert_eq!(cols[0], r["proto"]);
             assert!(cols[1].contains(r["src_ip"].as_str().unwrap()), "{row}");
             assert_eq!(cols[3], r["packets_c2s"].to_string());
             assert_eq!(cols[6], r["bytes_s2c"].to_string());
             assert_eq!(cols[8], r["state"]);
             assert_eq!(cols[9], r["end_reason"]);
+            let app = match (r["app"].as_str(), r["app_guess"].as_bool().unwrap()) {
+                (Some(a), true) => format!("{a}?"),
+                (Some(a), false) => a.to_owned(),
+                (None, _) => "-".to_owned(),
+            };
+            assert_eq!(cols[10], app, "{row}");
+            assert!(row.ends_with(&best_name(r)), "{row}");
         }
     }
     // Interface names and indexes of a multi-interface pcapng.
@@ -719,7 +766,7 @@ fn hostile_interface_names_are_escaped_in_every_format() {
     let text = clean(&netmon(&["flows", p, "--format", "csv"]), "csv", true);
     let rows = parse_csv(&text);
     assert_eq!(rows.len(), 2, "header and one row: {text:?}");
-    assert_eq!(rows[1].len(), 22, "{:?}", rows[1]);
+    assert_eq!(rows[1].len(), 30, "{:?}", rows[1]);
     let got = &rows[1][19];
     assert_eq!(*got, escaped);
     assert!(got.bytes().all(|b| (0x20..0x7f).contains(&b)), "{got:?}");
@@ -727,5 +774,171 @@ fn hostile_interface_names_are_escaped_in_every_format() {
 
     let text = clean(&netmon(&["flows", p]), "table", true);
     assert_eq!(text.lines().count(), 2, "{text:?}");
+    let _ = std::fs::remove_file(&path);
+}
+
+// ------------------------------------------------------------------------------ hostile packets
+
+/// A 10 KB server name: control characters, an ANSI escape, quotes, a backslash, a comma, a
+/// bidi override and invalid UTF-8, repeated.
+fn hostile_sni() -> Vec<u8> {
+    let unit: &[u8] = b"\x1b[2J\x00\x07\r\n\"\\,;\xe2\x80\xae\xff\xfe<script>";
+    unit.iter().copied().cycle().take(10_000).collect()
+}
+
+/// A TLS 1.2 ClientHello record (RFC 8446 §4.1.2) with `sni` in its server_name extension
+/// (RFC 6066 §3) and ALPN `h2`.
+fn client_hello(sni: &[u8]) -> Vec<u8> {
+    let be16 = |n: usize| u16::try_from(n).unwrap().to_be_bytes();
+    let mut names = vec![0u8]; // host_name
+    names.extend(be16(sni.len()));
+    names.extend(sni);
+    let mut sni_ext = be16(names.len()).to_vec();
+    sni_ext.extend(names);
+    let alpn_ext = [0, 3, 2, b'h', b'2'];
+    let mut exts = Vec::new();
+    for (t, body) in [(0u16, &sni_ext[..]), (16, &alpn_ext[..])] {
+        exts.extend(t.to_be_bytes());
+        exts.extend(be16(body.len()));
+        exts.extend(body);
+    }
+    let mut body = vec![3, 3];
+    body.extend([7u8; 32]); // random
+    body.push(0); // session id
+    body.extend([0, 2, 0x13, 0x01]); // one cipher suite
+    body.extend([1, 0]); // null compression
+    body.extend(be16(exts.len()));
+    body.extend(exts);
+    let mut hs = vec![1];
+    hs.extend(&u32::try_from(body.len()).unwrap().to_be_bytes()[1..]);
+    hs.extend(body);
+    let mut rec = vec![22, 3, 1];
+    rec.extend(be16(hs.len()));
+    rec.extend(hs);
+    rec
+}
+
+/// A capture with hostile strings where netmon takes names from packets: a TLS connection whose
+/// ClientHello (over several segments) names [`hostile_sni`], an HTTP request whose Host holds
+/// invalid UTF-8 and quotes, and a DNS query whose labels hold control bytes.
+fn hostile_packets() -> PathBuf {
+    let path = temp_path("hostile-packets.pcap");
+    let mut w = PcapWriter::create(&path, LinkType::ETHERNET, 0, TsPrecision::Nano).unwrap();
+    let mut n = 0u32;
+    let mut put = |f: Vec<u8>| {
+        n += 1;
+        let ts = Timestamp::from_secs_nanos(1_700_000_000, n * 1000);
+        w.write_packet(ts, &f, f.len() as u32).unwrap();
+    };
+    let tcp = |sport: u16, dport: u16, c2s: bool, seq: u32, ack: u32, flags: &str, data: &[u8]| {
+        let (a, b) = ([10, 0, 0, 1], [10, 0, 0, 2]);
+        let (src, dst, sp, dp) = if c2s {
+            (a, b, sport, dport)
+        } else {
+            (b, a, dport, sport)
+        };
+        let mut t = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4(src, dst, 64)
+            .tcp(sp, dp, seq, 64240);
+        for c in flags.chars() {
+            t = match c {
+                'S' => t.syn(),
+                'A' => t.ack(ack),
+                'P' => t.psh(),
+                _ => t,
+            };
+        }
+        let mut f = Vec::new();
+        t.write(&mut f, data).unwrap();
+        f
+    };
+    for (port, payload) in [
+        (443, client_hello(&hostile_sni())),
+        (
+            80,
+            b"GET /a\"b\\c HTTP/1.1\r\nHost: ev\xffil\"\\.example\r\n\r\n".to_vec(),
+        ),
+    ] {
+        put(tcp(40000, port, true, 100, 0, "S", b""));
+        put(tcp(40000, port, false, 500, 101, "SA", b""));
+        put(tcp(40000, port, true, 101, 501, "A", b""));
+        let mut seq = 101;
+        for chunk in payload.chunks(1400) {
+            put(tcp(40000, port, true, seq, 501, "AP", chunk));
+            seq += chunk.len() as u32;
+        }
+    }
+    // DNS query for "\x1b[31m\x00.\"x\".example" (label bytes are arbitrary in DNS).
+    let mut q = vec![0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in [&b"\x1b[31m\x00"[..], b"\"x\"", b"example"] {
+        q.push(label.len() as u8);
+        q.extend(label);
+    }
+    q.extend([0, 0, 1, 0, 1]);
+    put(eth_ipv4_udp(40001, 53, &q));
+    path
+}
+
+#[test]
+fn hostile_strings_from_packets_are_bounded_and_escaped_in_every_format() {
+    let path = hostile_packets();
+    let p = path.to_str().unwrap();
+    // Printable ASCII only, plus the line breaks between records and `…` after a cut string.
+    let clean = |format: &str| {
+        let out = netmon(&["flows", p, "--format", format]);
+        assert_eq!(out.status.code(), Some(0), "{format}: {}", stderr(&out));
+        let text = stdout(&out).to_owned();
+        assert!(
+            text.chars()
+                .all(|c| c == '\n' || c == '…' || (' '..='~').contains(&c)),
+            "{format}: unescaped output: {text:?}"
+        );
+        assert!(
+            text.lines().all(|l| l.len() < 8 * 1024),
+            "{format}: a line longer than 8 KB"
+        );
+        text
+    };
+    let text = clean("jsonl");
+    let recs: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let by_port = |port: u64| {
+        recs.iter()
+            .find(|r| r["dst_port"] == port)
+            .unwrap_or_else(|| panic!("no flow to port {port}: {text}"))
+    };
+    // The SNI: the first MAX_TEXT bytes kept, escaped (at most 4 characters per byte), then `…`.
+    let tls = by_port(443);
+    assert_eq!(tls["app"], "tls");
+    let sni = tls["sni"].as_str().unwrap();
+    let want = netmon_classify::Text::new(&hostile_sni()).to_escaped_string();
+    assert_eq!(sni, want);
+    assert!(sni.ends_with('…') && sni.len() <= 4 * netmon_classify::MAX_TEXT + '…'.len_utf8());
+    assert!(sni.starts_with(r#"\x1b[2J\x00\x07\x0d\x0a\"\\,;\xe2\x80\xae\xff\xfe<script>"#));
+    assert_eq!(tls["alpn"], serde_json::json!(["h2"]));
+    let http = by_port(80);
+    assert_eq!(http["app"], "http");
+    assert_eq!(http["http"][0]["host"], r#"ev\xffil\"\\.example"#);
+    assert_eq!(http["http"][0]["path"], r#"/a\"b\\c"#);
+    let dns = by_port(53);
+    assert_eq!(dns["dns"][0]["query"], r#"\x1b[31m\x00.\"x\".example"#);
+
+    let text = clean("csv");
+    let rows = parse_csv(&text);
+    assert_eq!(rows.len(), 4, "header and three flows: {text}");
+    let sni_col = rows[0].iter().position(|h| h == "sni").unwrap();
+    assert!(
+        rows.iter().any(|r| r[sni_col] == sni),
+        "the CSV SNI is the JSON one"
+    );
+
+    let text = clean("table");
+    let row = text.lines().find(|l| l.contains(":443")).unwrap();
+    assert!(
+        row.ends_with(&format!("{}…", &sni[..64])),
+        "the table cuts long names: {row}"
+    );
     let _ = std::fs::remove_file(&path);
 }

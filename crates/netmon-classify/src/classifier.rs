@@ -1,7 +1,7 @@
 //! The per-flow classifier: a [`FlowExt`] that watches a young flow's payload, names its
 //! application, extracts what is worth keeping, and then stops working.
 //!
-//! Per flow it holds a [`FlowClass`] of 48 bytes. What it finds lives in a boxed [`AppInfo`]
+//! Per flow it holds a [`FlowClass`] of 32 bytes. What it finds lives in a boxed [`AppInfo`]
 //! (allocated once, when there is something to keep); its working state (TCP reassembly of the
 //! first bytes of each direction, HTTP parsers, the QUIC Initial state, DNS-over-TCP framing)
 //! lives in a boxed `Work` that is freed as soon as the flow is classified. A classified flow
@@ -34,6 +34,9 @@ const SERVER_CAP: usize = 4 * 1024;
 pub const MAX_DNS: usize = 32;
 /// Most answers kept per DNS question.
 pub const MAX_DNS_ANSWERS: usize = 16;
+/// Most authority/additional-section addresses kept per DNS question (a root or TLD referral
+/// carries 13 name servers with an IPv4 and an IPv6 address each).
+pub const MAX_DNS_ADDITIONAL: usize = 32;
 
 /// Classifier settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,10 +108,13 @@ impl ClassifyCtx {
 /// One answer to a DNS question.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DnsAnswer {
-    /// An A or AAAA record.
+    /// An A or AAAA record of the answer section.
     Addr(IpAddr),
-    /// A CNAME target.
+    /// A CNAME target (answer section).
     Cname(Text),
+    /// An A or AAAA record of the authority or additional section: referral glue, the host
+    /// addresses an mDNS answer carries.
+    Additional(IpAddr),
 }
 
 /// One DNS question of a flow and what its response said.
@@ -122,7 +128,10 @@ pub struct DnsTxn {
     pub qtype: u16,
     /// Response code, once a response was seen.
     pub rcode: Option<u8>,
-    /// Answer-section A/AAAA addresses and CNAME targets, in order (bounded).
+    /// What the response said, in message order: answer-section A/AAAA addresses and CNAME
+    /// targets (at most [`MAX_DNS_ANSWERS`]), then authority/additional-section addresses (at
+    /// most [`MAX_DNS_ADDITIONAL`]). One list: most questions have one or two of these, and a
+    /// second vector would cost every question 24 bytes.
     pub answers: Vec<DnsAnswer>,
 }
 
@@ -416,8 +425,14 @@ impl FlowClass {
             Some("dns") => self.tcp_dns(ctx, core, d, t.seq(), payload),
             _ => self.finish(),
         }
-        if !self.is_done() && self.probes >= ctx.config.max_probe_packets.saturating_mul(4) {
-            // A budget for every kind of flow: long-lived flows stop costing parse time.
+        // A budget for every kind of flow but HTTP: long-lived flows stop costing parse time.
+        // HTTP keeps following its messages (keep-alive, pipelining) until its bounded request
+        // list is full or a gap desynchronises both directions: skipping a body costs a
+        // length comparison per segment, and every request matters to the user.
+        if !self.is_done()
+            && self.app() != Some("http")
+            && self.probes >= ctx.config.max_probe_packets.saturating_mul(4)
+        {
             self.finish();
         }
     }
@@ -872,13 +887,30 @@ impl FlowClass {
         }
         let id = msg.id();
         let info = self.info_mut();
-        for q in msg.questions().take(4).flatten() {
+        // A response without a question (mDNS announcements, RFC 6762 §8.3) is recorded under
+        // its first answer's owner name and type.
+        let unasked = if response && msg.qdcount() == 0 {
+            msg.records()
+                .take(64)
+                .flatten()
+                .find(|r| r.section == dns::Section::Answer)
+                .map(|r| (r.name, r.rtype))
+        } else {
+            None
+        };
+        let questions = msg
+            .questions()
+            .take(4)
+            .flatten()
+            .map(|q| (q.name, q.qtype))
+            .chain(unasked);
+        for (name, qtype) in questions {
             // Compare before copying: a response usually answers a question already recorded.
             let existing = info.dns.iter().position(|t| {
                 t.id == id
-                    && t.qtype == q.qtype
+                    && t.qtype == qtype
                     && t.rcode.is_none()
-                    && t.query.as_bytes() == q.name.as_bytes()
+                    && t.query.as_bytes() == name.as_bytes()
             });
             let i = match existing {
                 Some(i) if response => i,
@@ -886,8 +918,8 @@ impl FlowClass {
                     info.dns.reserve_exact(1);
                     info.dns.push(DnsTxn {
                         id,
-                        query: q.name.to_text(),
-                        qtype: q.qtype,
+                        query: name.to_text(),
+                        qtype,
                         rcode: None,
                         answers: Vec::new(),
                     });
@@ -902,23 +934,43 @@ impl FlowClass {
                 continue;
             };
             t.rcode = Some(flags.rcode());
-            // One pass over the records into a stack buffer, then one exact allocation.
-            let room = MAX_DNS_ANSWERS.saturating_sub(t.answers.len());
+            // One pass over the records into stack buffers, then one exact allocation.
+            let (mut n_ans, mut n_add) = (0, 0);
+            for a in &t.answers {
+                match a {
+                    DnsAnswer::Additional(_) => n_add += 1,
+                    _ => n_ans += 1,
+                }
+            }
             let mut found: arrayvec::ArrayVec<DnsAnswer, MAX_DNS_ANSWERS> =
                 arrayvec::ArrayVec::new();
+            let mut extra: arrayvec::ArrayVec<IpAddr, MAX_DNS_ADDITIONAL> =
+                arrayvec::ArrayVec::new();
             for r in msg.records().take(64).flatten() {
-                if r.section != dns::Section::Answer || found.len() >= room {
+                let addr = match r.data {
+                    RData::A(a) => Some(IpAddr::V4(a)),
+                    RData::Aaaa(a) => Some(IpAddr::V6(a)),
+                    _ => None,
+                };
+                if r.section != dns::Section::Answer {
+                    if let Some(a) = addr.filter(|_| n_add + extra.len() < MAX_DNS_ADDITIONAL) {
+                        let _ = extra.try_push(a);
+                    }
                     continue;
                 }
-                let _ = found.try_push(match r.data {
-                    RData::A(a) => DnsAnswer::Addr(IpAddr::V4(a)),
-                    RData::Aaaa(a) => DnsAnswer::Addr(IpAddr::V6(a)),
-                    RData::Cname(n) => DnsAnswer::Cname(n.to_text()),
+                if n_ans + found.len() >= MAX_DNS_ANSWERS {
+                    continue;
+                }
+                let _ = found.try_push(match (addr, r.data) {
+                    (Some(a), _) => DnsAnswer::Addr(a),
+                    (None, RData::Cname(n)) => DnsAnswer::Cname(n.to_text()),
                     _ => continue,
                 });
             }
-            t.answers.reserve_exact(found.len());
+            t.answers.reserve_exact(found.len() + extra.len());
             t.answers.extend(found);
+            t.answers
+                .extend(extra.into_iter().map(DnsAnswer::Additional));
         }
     }
 }

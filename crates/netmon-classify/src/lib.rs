@@ -1,8 +1,30 @@
-//! Traffic classification for netmon (work in progress: protocol parsers land first, the
-//! per-flow classifier that ties them together follows).
+//! Traffic classification for netmon: which application a flow carries, and what it says.
+//!
+//! The per-flow entry point is [`classifier::FlowClass`], a [`netmon_flow::FlowExt`]: the flow
+//! table gives it every packet of its flow until it has decided, then it costs one branch per
+//! packet. It recognises TLS, HTTP/1.x, HTTP/2 (prior knowledge, h2c upgrade), DNS over UDP and
+//! TCP, mDNS, LLMNR, QUIC v1/v2 and gQUIC, STUN/TURN, DTLS, SSH and SSDP from the payload, and
+//! guesses from well-known ports otherwise. The protocol modules are usable on their own:
+//!
+//! * [`tls`]: ClientHello/ServerHello through tls-parser (SNI, ALPN, versions, ECH, [`ja4`]);
+//! * [`reasm`]: the bounded in-order reassembly of a TCP direction's first bytes;
+//! * [`quic`]: Initial packet protection removal and CRYPTO reassembly (RFC 9001, RFC 9369);
+//! * [`http`]: HTTP/1.x request/response heads through httparse, bodies skipped;
+//! * [`dns`]: a zero-copy DNS message reader;
+//! * [`correlate`]: which name a server address was resolved from, learnt from DNS answers.
 //!
 //! Everything read from a packet is hostile: parsers are bounded, never panic, and keep
 //! strings as bytes ([`Text`]) that are escaped wherever they are shown.
+//!
+//! ```
+//! use netmon_classify::tls::{ClientHelloInfo, Parse};
+//! use netmon_classify::Text;
+//!
+//! // The first bytes of a TCP stream that are not TLS are told apart at once.
+//! assert_eq!(ClientHelloInfo::parse_records(b"GET / HTTP/1.1\r\n"), Parse::NotTls);
+//! // Strings from packets are shown escaped.
+//! assert_eq!(Text::from(&b"ev\x1bil"[..]).to_escaped_string(), "ev\\x1bil");
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(

@@ -7,16 +7,31 @@
 //! term  := "tcp" | "udp" | "icmp" | "icmpv6" | "sctp" | "proto" (NAME | NUMBER)
 //!        | [dir] "host" IP | [dir] "net" IP/PREFIX | [dir] "port" N | [dir] "portrange" N-M
 //!        | "iface" (N | NAME) | "vlan" N | "state" NAME | "reason" NAME
+//!        | "app" NAME | "name" DOMAIN
 //!        | ("bytes" | "packets" | "duration") ("<" | "<=" | ">" | ">=" | "=") N
 //! dir   := "src" | "dst"                   src = initiator, dst = responder; none = either
 //! ```
 //!
 //! Examples: `tcp and dst port 443`, `not net 10.0.0.0/8`, `udp and (port 53 or port 5353)`,
-//! `bytes > 1000000`, `state reset`, `duration >= 60` (seconds).
+//! `bytes > 1000000`, `state reset`, `duration >= 60` (seconds), `app tls`,
+//! `name example.com` (the SNI, an HTTP Host, a DNS question or the DNS-learnt domain is
+//! `example.com` or one of its subdomains; case-insensitive).
 
 use core::net::IpAddr;
 
 use crate::record::FlowRecord;
+
+/// Whether `name` is `domain` or a subdomain of it (ASCII case-insensitive; a trailing dot on
+/// `name` is ignored). `domain` is lower-case without a trailing dot.
+fn in_domain(name: &str, domain: &str) -> bool {
+    let name = name.trim_end_matches('.');
+    let Some(cut) = name.len().checked_sub(domain.len()) else {
+        return false;
+    };
+    let (head, tail) = (name.get(..cut), name.get(cut..));
+    tail.is_some_and(|t| t.eq_ignore_ascii_case(domain))
+        && (cut == 0 || head.is_some_and(|h| h.ends_with('.')))
+}
 
 /// A parse error with the position (byte offset) in the filter text.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -69,6 +84,8 @@ enum Node {
     Vlan(u16),
     State(String),
     Reason(String),
+    App(String),
+    Name(String),
     Bytes(Cmp, u64),
     Packets(Cmp, u64),
     Duration(Cmp, u64),
@@ -124,6 +141,8 @@ fn eval(n: &Node, r: &FlowRecord) -> bool {
         Node::Vlan(v) => r.vlan.contains(v),
         Node::State(s) => r.state == s,
         Node::Reason(s) => r.end_reason == Some(s.as_str()),
+        Node::App(a) => r.app.is_some_and(|x| x.eq_ignore_ascii_case(a)),
+        Node::Name(d) => r.names().any(|n| in_domain(n, d)),
         Node::Bytes(c, v) => c.holds(r.bytes_c2s + r.bytes_s2c, *v),
         Node::Packets(c, v) => c.holds(r.packets_c2s + r.packets_s2c, *v),
         Node::Duration(c, v) => c.holds(
@@ -367,6 +386,12 @@ impl Parser {
             }
             "state" => Node::State(self.word("a TCP state")?.to_ascii_lowercase()),
             "reason" => Node::Reason(self.word("an end reason")?.to_ascii_lowercase()),
+            "app" => Node::App(self.word("an application name")?.to_ascii_lowercase()),
+            "name" => Node::Name(
+                self.word("a domain name")?
+                    .trim_end_matches('.')
+                    .to_ascii_lowercase(),
+            ),
             "bytes" | "packets" | "duration" => {
                 let op = match self.next().as_deref() {
                     Some("<") => Cmp::Lt,
@@ -488,6 +513,20 @@ mod tests {
             "an IPv6 network never matches IPv4 addresses"
         );
         assert!(m("net 0.0.0.0/0"));
+    }
+
+    #[test]
+    fn application_terms() {
+        assert!(m("app tls") && m("app TLS") && !m("app http"));
+        assert!(m("name example.com") && m("name www.example.com") && m("name EXAMPLE.com."));
+        assert!(
+            !m("name ample.com"),
+            "a suffix match stops at a label boundary"
+        );
+        assert!(!m("name w.example.com") && !m("name org"));
+        assert!(m("tcp and app tls and not name example.org"));
+        assert!(in_domain("a.b.", "b") && in_domain("B", "b") && !in_domain("ab", "b"));
+        assert!(!in_domain("", "b") && in_domain("x", "x"));
     }
 
     #[test]

@@ -245,8 +245,11 @@ pub struct DnsRecord {
     pub qtype: String,
     /// Response code name, when a response was seen (`NOERROR`, `NXDOMAIN`, ...).
     pub rcode: Option<&'static str>,
-    /// Answers: addresses (A/AAAA) and CNAME targets, in order.
+    /// Answers: addresses (A/AAAA) and CNAME targets of the answer section, in order.
     pub answers: Vec<String>,
+    /// A/AAAA addresses of the authority and additional sections (referral glue, the host
+    /// addresses of an mDNS answer), in order.
+    pub additional: Vec<String>,
 }
 
 /// What a flow extension contributes to its record (the classifier fills the application
@@ -302,9 +305,18 @@ impl RecordExt for netmon_classify::classifier::FlowClass {
                 answers: t
                     .answers
                     .iter()
-                    .map(|a| match a {
-                        DnsAnswer::Addr(ip) => ip.to_string(),
-                        DnsAnswer::Cname(n) => esc(n),
+                    .filter_map(|a| match a {
+                        DnsAnswer::Addr(ip) => Some(ip.to_string()),
+                        DnsAnswer::Cname(n) => Some(esc(n)),
+                        DnsAnswer::Additional(_) => None,
+                    })
+                    .collect(),
+                additional: t
+                    .answers
+                    .iter()
+                    .filter_map(|a| match a {
+                        DnsAnswer::Additional(ip) => Some(ip.to_string()),
+                        _ => None,
                     })
                     .collect(),
             })
@@ -320,6 +332,24 @@ impl RecordExt for netmon_classify::classifier::FlowClass {
 }
 
 impl FlowRecord {
+    /// The flow's best name for a human: the TLS/QUIC SNI, else the first HTTP Host, else the
+    /// first DNS question, else the `domain` learnt from DNS answers. Escaped like every string
+    /// taken from packets.
+    pub fn name(&self) -> Option<&str> {
+        self.names().next()
+    }
+
+    /// Every name the flow carries, in [`name`](Self::name)'s order of preference: SNI, HTTP
+    /// Hosts, DNS questions, `domain`.
+    pub fn names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.sni
+            .as_deref()
+            .into_iter()
+            .chain(self.http.iter().filter_map(|h| h.host.as_deref()))
+            .chain(self.dns.iter().map(|d| d.query.as_str()))
+            .chain(self.domain.as_deref())
+    }
+
     /// Builds the record of a flow. `iface_name` comes from the capture source.
     pub fn new<E: RecordExt>(flow: &Flow<E>, iface_name: Option<&str>) -> FlowRecord {
         let mut r = FlowRecord::from_core(&flow.core, iface_name);
@@ -625,6 +655,7 @@ impl FlowRecord {
                 None => w.write_all(b"null")?,
             }
             str_list(w, "answers", &d.answers)?;
+            str_list(w, "additional", &d.additional)?;
             w.write_all(b"}")?;
         }
         w.write_all(b"]")?;
@@ -741,6 +772,7 @@ mod tests {
                                 qtype: "A".into(),
                                 rcode: Some("NOERROR"),
                                 answers: vec!["1.2.3.4".into(), "x".into()],
+                                additional: vec!["::1".into()],
                             }]
                         } else {
                             Vec::new()

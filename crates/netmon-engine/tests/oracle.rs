@@ -35,17 +35,18 @@
 //! occurs fails the test, so the table stays true. The corpus is found by
 //! [`netmon_testkit::corpus`] (`NETMON_CORPUS`, `NETMON_SKIP_CORPUS=1`).
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+mod support;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
 use std::time::Instant;
 
 use netmon_capture::{LinkType, PacketMeta, Timestamp};
-use netmon_engine::{Engine, EngineConfig, EngineSink, FlowRecord};
-use netmon_flow::{EndReason, Flow, FlowKey};
-use netmon_testkit::oracle::{self, Counts, Details, Flows, OracleKey, PORT_PROTOS};
+use netmon_engine::{Engine, EngineConfig, FlowRecord};
+use netmon_flow::{EndReason, FlowKey};
+use netmon_testkit::oracle::{self, Counts, Details, Flows, OracleKey};
+use netmon_testkit::{file_name, par_map};
+use support::{Collect, Level, levels, oracle_key, run_engine};
 
 /// What differs about one item.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -158,53 +159,6 @@ const EXCEPTIONS: &[Exception] = &[
 
 // ------------------------------------------------------------------------------ netmon's side
 
-/// Collects every ended flow with its key.
-#[derive(Default)]
-struct Collect {
-    flows: Vec<(FlowKey, FlowRecord)>,
-}
-
-impl<E: netmon_engine::RecordExt> EngineSink<E> for Collect {
-    fn flow_ended(&mut self, flow: &Flow<E>, iface_name: Option<&str>) {
-        self.flows
-            .push((flow.core.key, FlowRecord::new(flow, iface_name)));
-    }
-}
-
-/// One capture through the real pipeline.
-struct Run {
-    frames: u64,
-    non_ip: u64,
-    flows: Vec<(FlowKey, FlowRecord)>,
-    /// The capture reader's error, if the file ended with one.
-    error: Option<String>,
-}
-
-fn run_engine(path: &Path) -> Result<Run, String> {
-    let mut src = netmon_capture::open_file(path).map_err(|e| format!("open: {e}"))?;
-    let mut engine: Engine = Engine::new(EngineConfig::default()).unwrap();
-    let mut sink = Collect::default();
-    let out = engine.run(&mut src, &mut sink);
-    Ok(Run {
-        frames: out.summary.packets,
-        non_ip: out.summary.non_ip_packets,
-        flows: sink.flows,
-        error: out.error.map(|e| e.to_string()),
-    })
-}
-
-/// The oracle key of a record and whether its initiator is the key's B.
-fn oracle_key(r: &FlowRecord) -> (OracleKey, bool) {
-    let proto = r.proto.0;
-    let ports = PORT_PROTOS.contains(&proto);
-    let port = |p: Option<u16>| p.filter(|_| ports);
-    OracleKey::canon(
-        Some(proto),
-        (r.src_ip, port(r.src_port)),
-        (r.dst_ip, port(r.dst_port)),
-    )
-}
-
 /// netmon's records of one oracle key, summed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Summed {
@@ -244,17 +198,12 @@ fn add(map: &mut Summary, r: &FlowRecord) {
 
 /// Sums records per oracle key: (outer flows, innermost tunnel-inner flows).
 fn account(records: &[(FlowKey, FlowRecord)]) -> (Summary, Summary) {
-    // Keys that carried another tunnel level.
-    let carriers: HashSet<FlowKey> = records
-        .iter()
-        .filter_map(|(_, r)| r.outer.as_ref().map(|k| k.0))
-        .collect();
     let (mut outer, mut inner) = (Summary::new(), Summary::new());
-    for (k, r) in records {
-        match &r.outer {
-            None => add(&mut outer, r),
-            Some(_) if carriers.contains(k) => {} // an intermediate tunnel level
-            Some(_) => add(&mut inner, r),
+    for ((_, r), level) in records.iter().zip(levels(records)) {
+        match level {
+            Level::Outer => add(&mut outer, r),
+            Level::Inner => add(&mut inner, r),
+            Level::Intermediate => {}
         }
     }
     (outer, inner)
@@ -435,34 +384,6 @@ fn check(corpus: &netmon_testkit::Corpus, path: &Path) -> Result<Checked, String
         inner: inner.len(),
         n_records: run.flows.len(),
     })
-}
-
-fn file_name(p: &Path) -> String {
-    p.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-/// Runs `f` over every file on a few threads; results in file order.
-fn par_map<T: Send>(files: &[PathBuf], f: impl Fn(&Path) -> T + Sync) -> Vec<T> {
-    let threads = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .min(4);
-    let next = AtomicUsize::new(0);
-    let out: Mutex<BTreeMap<usize, T>> = Mutex::new(BTreeMap::new());
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(path) = files.get(i) else { break };
-                    let r = f(path);
-                    out.lock().unwrap().insert(i, r);
-                }
-            });
-        }
-    });
-    out.into_inner().unwrap().into_values().collect()
 }
 
 #[test]

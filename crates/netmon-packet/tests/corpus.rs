@@ -31,11 +31,10 @@ mod tshark;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use model::{Frame, IpLayer};
 use netmon_testkit::oracle::{self, OracleKey};
+use netmon_testkit::{file_name, par_map};
 
 /// What differs on a frame (per-packet check).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -102,34 +101,6 @@ fn corpus_files() -> Option<(PathBuf, Vec<PathBuf>)> {
     let files = corpus.captures();
     let dir = corpus.dir().to_path_buf();
     Some((dir, files))
-}
-
-fn file_name(p: &Path) -> String {
-    p.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-/// Runs `f` over every file on a few threads; results in file order.
-fn par_map<T: Send>(files: &[PathBuf], f: impl Fn(&Path) -> T + Sync) -> Vec<T> {
-    let threads = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .min(4);
-    let next = AtomicUsize::new(0);
-    let out: Mutex<BTreeMap<usize, T>> = Mutex::new(BTreeMap::new());
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(path) = files.get(i) else { break };
-                    let r = f(path);
-                    out.lock().unwrap().insert(i, r);
-                }
-            });
-        }
-    });
-    out.into_inner().unwrap().into_values().collect()
 }
 
 /// netmon's frames of one capture; a panic inside the parser is reported, not propagated, so

@@ -25,7 +25,10 @@
 //! ```
 #![deny(missing_docs)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub mod oracle;
 pub mod tls;
@@ -137,6 +140,40 @@ pub fn parse_epoch(s: &str) -> Option<Timestamp> {
     }
     let nanos: u32 = format!("{frac:0<9}").parse().ok()?;
     Some(Timestamp::from_secs_nanos(secs.parse().ok()?, nanos))
+}
+
+/// The file name of `p` (lossy), for messages and exception tables.
+pub fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Runs `f` over every file on a few threads (at most 4); results in file order.
+pub fn par_map<T: Send>(files: &[PathBuf], f: impl Fn(&Path) -> T + Sync) -> Vec<T> {
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(4);
+    let next = AtomicUsize::new(0);
+    let out: Mutex<BTreeMap<usize, T>> = Mutex::new(BTreeMap::new());
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(path) = files.get(i) else { break };
+                    let r = f(path);
+                    out.lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(i, r);
+                }
+            });
+        }
+    });
+    out.into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .into_values()
+        .collect()
 }
 
 #[cfg(test)]
