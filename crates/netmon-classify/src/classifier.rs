@@ -658,10 +658,12 @@ impl FlowClass {
             }
         }
         let both_done = work.http.iter().all(HttpStream::is_done);
-        let full = self
-            .info
-            .as_deref()
-            .is_some_and(|i| i.http.len() >= http::MAX_TRANSACTIONS);
+        // Full once the last request kept has its response too (or the server's side is
+        // done): requests beyond the list are parsed but not kept.
+        let full = self.info.as_deref().is_some_and(|i| {
+            i.http.len() >= http::MAX_TRANSACTIONS
+                && (i.http.last().is_some_and(|t| t.status.is_some()) || work.http[1].is_done())
+        });
         // A message may have finished the flow already (an accepted h2c upgrade).
         if both_done || full || self.is_done() {
             self.finish();
