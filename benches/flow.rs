@@ -24,8 +24,9 @@ use criterion::{
     BatchSize, BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
 use netmon_benches::{Frame, Frames};
+use netmon_engine::{ClassifyConfig, ClassifyCtx, FlowClass};
 use netmon_engine::{Engine, EngineConfig};
-use netmon_flow::{EndReason, FlowConfig, FlowTable, PacketInfo, Timeouts};
+use netmon_flow::{EndReason, FlowConfig, FlowExt, FlowTable, PacketInfo, Timeouts};
 use netmon_packet::Packet;
 
 /// One gen_pcap workload.
@@ -150,6 +151,19 @@ fn engine(c: &mut Criterion) {
                 BatchSize::PerIteration,
             )
         });
+        g.bench_function(BenchmarkId::new("process+classify", w.label), |b| {
+            b.iter_batched(
+                || Engine::classifying(EngineConfig::default()).expect("default engine config"),
+                |mut e| {
+                    for f in frames.iter() {
+                        e.process(&f.meta(), black_box(f.data), &mut ());
+                    }
+                    e.finish(EndReason::EndOfCapture, &mut ());
+                    e
+                },
+                BatchSize::PerIteration,
+            )
+        });
     }
     g.finish();
 }
@@ -171,26 +185,34 @@ fn bytes_per_flow(_c: &mut Criterion) {
         active_timeout: None,
         ..FlowConfig::default()
     };
-    let slot = FlowTable::<()>::slot_bytes();
     for (i, w) in WORKLOADS.iter().enumerate() {
-        let mut t = FlowTable::<()>::new(cfg);
-        for f in frame_list(i) {
-            let p = Packet::parse_frame(f.link_type, f.data, f.orig_len);
-            t.observe(f.info(), &p, &mut (), &mut ());
-        }
-        let s = t.stats();
-        let ended: u64 = s.ended.iter().sum();
-        assert_eq!(ended, 0, "{}: flows ended despite the timeouts", w.label);
-        let (flows, mem) = (t.len(), t.memory_bytes());
-        let per_flow = mem as f64 / flows.max(1) as f64;
-        eprintln!(
-            "bytes_per_flow/{}: {flows} live flows ({} created), FlowTable::memory_bytes() = \
-             {mem} B = {per_flow:.1} B/flow; FlowTable::slot_bytes() = {slot} B (the rest is the \
-             index, the slab's spare capacity, the timing wheel and the fragment map)",
-            w.label, s.created,
-        );
-        black_box(t);
+        table_bytes::<()>(cfg, i, w, "no extension", &mut ());
+        let mut ctx = ClassifyCtx::new(ClassifyConfig::default());
+        table_bytes::<FlowClass>(cfg, i, w, "classifier", &mut ctx);
     }
+}
+
+/// Tracks workload `i` with extension `E` and prints the table's bytes per live flow.
+fn table_bytes<E: FlowExt>(cfg: FlowConfig, i: usize, w: &Workload, what: &str, ctx: &mut E::Ctx) {
+    let slot = FlowTable::<E>::slot_bytes();
+    let mut t = FlowTable::<E>::new(cfg);
+    for f in frame_list(i) {
+        let p = Packet::parse_frame(f.link_type, f.data, f.orig_len);
+        t.observe(f.info(), &p, ctx, &mut ());
+    }
+    let s = t.stats();
+    let ended: u64 = s.ended.iter().sum();
+    assert_eq!(ended, 0, "{}: flows ended despite the timeouts", w.label);
+    let (flows, mem) = (t.len(), t.memory_bytes());
+    let per_flow = mem as f64 / flows.max(1) as f64;
+    eprintln!(
+        "bytes_per_flow/{} ({what}): {flows} live flows ({} created), \
+         FlowTable::memory_bytes() = {mem} B = {per_flow:.1} B/flow; FlowTable::slot_bytes() = \
+         {slot} B (the rest is the index, the slab's last partial chunk, the timing wheel and \
+         the fragment map; what the classifier keeps in its boxes is not counted)",
+        w.label, s.created,
+    );
+    black_box(t);
 }
 
 criterion_group!(benches, bytes_per_flow, flow_table, engine);
