@@ -35,8 +35,10 @@ pub mod tls;
 
 pub use netmon_types::Timestamp;
 
-/// The `shared/` directory: `$NETMON_SHARED`, or the first `shared` directory beside an
-/// ancestor of `start` (pass `env!("CARGO_MANIFEST_DIR")`) that holds `corpus/` or `tools/`.
+/// The `shared/` directory: `$NETMON_SHARED`, else the first `shared` directory beside an
+/// ancestor of `start` (pass `env!("CARGO_MANIFEST_DIR")`) that holds `corpus/` or `tools/`,
+/// else the parent of `$NETMON_CORPUS` when it holds `tools/` (a clone away from `shared/`
+/// that only points at the corpus).
 pub fn shared_dir(start: &str) -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("NETMON_SHARED") {
         return Some(PathBuf::from(p));
@@ -45,6 +47,13 @@ pub fn shared_dir(start: &str) -> Option<PathBuf> {
         .ancestors()
         .map(|a| a.join("shared"))
         .find(|s| s.join("corpus").is_dir() || s.join("tools").is_dir())
+        .or_else(|| {
+            let corpus = PathBuf::from(std::env::var_os("NETMON_CORPUS")?);
+            corpus
+                .parent()
+                .filter(|p| p.join("tools").is_dir())
+                .map(Path::to_path_buf)
+        })
 }
 
 /// The repository's `fixtures/` directory, found by walking up from `start`.
