@@ -149,6 +149,7 @@ fn check_record(r: &FlowRecord) {
         .flat_map(|d| std::iter::once(&d.query).chain(&d.answers));
     let other = [
         &r.sni,
+        &r.alpn_server,
         &r.ssh_client,
         &r.ssh_server,
         &r.stun_software,

@@ -151,6 +151,7 @@ const ALWAYS: &[&str] = &[
     "app_guess",
     "sni",
     "alpn",
+    "alpn_server",
     "tls_version",
     "ech",
     "ja4",

@@ -475,6 +475,7 @@ mod tests {
             app_guess: false,
             sni: Some("www.example.com".into()),
             alpn: vec!["h2".into()],
+            alpn_server: None,
             tls_version: Some("1.3".into()),
             ech: false,
             ja4: None,

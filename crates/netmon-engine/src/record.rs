@@ -194,6 +194,9 @@ pub struct FlowRecord {
     pub sni: Option<String>,
     /// ALPN protocols the client offered.
     pub alpn: Vec<String>,
+    /// The ALPN protocol the server selected in its ServerHello (TLS ≤ 1.2: TLS 1.3 and QUIC
+    /// send it encrypted).
+    pub alpn_server: Option<String>,
     /// TLS version: the server's choice when its hello was seen, else the highest the client
     /// offered (`"1.3"`, `"1.2"`, ...).
     pub tls_version: Option<String>,
@@ -282,6 +285,7 @@ impl RecordExt for netmon_classify::classifier::FlowClass {
             if !s.hello_retry {
                 r.tls_version = Some(tls_version_name(s.version));
             }
+            r.alpn_server = s.alpn.as_ref().map(esc);
         }
         r.http = i
             .http
@@ -395,6 +399,7 @@ impl FlowRecord {
             app_guess: false,
             sni: None,
             alpn: Vec::new(),
+            alpn_server: None,
             tls_version: None,
             ech: false,
             ja4: None,
@@ -600,6 +605,7 @@ impl FlowRecord {
         })?;
         opt_str(w, "sni", self.sni.as_deref())?;
         str_list(w, "alpn", &self.alpn)?;
+        opt_str(w, "alpn_server", self.alpn_server.as_deref())?;
         opt_str(w, "tls_version", self.tls_version.as_deref())?;
         w.write_all(if self.ech {
             b",\"ech\":true"
@@ -751,6 +757,7 @@ mod tests {
                         app_guess: outer,
                         sni: name.clone(),
                         alpn: name.iter().cloned().collect(),
+                        alpn_server: name.clone().filter(|_| tcp),
                         tls_version: tcp.then(|| "1.3".to_string()),
                         ech: v6,
                         ja4: name.clone(),

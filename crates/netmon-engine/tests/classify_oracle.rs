@@ -384,3 +384,116 @@ fn multi_initial_quic_hello_gives_sni_and_alpn() {
     );
     assert_eq!(f.alpn, BTreeSet::from(["h3".to_owned()]));
 }
+
+/// The server's ALPN choice per flow key, as tshark dissects it: every TCP frame with a
+/// ServerHello (`tls.handshake.type == 2`) that carries `tls.handshake.extensions_alpn_str`
+/// (TLS ≤ 1.2: a TLS 1.3 server sends ALPN encrypted). The oracle JSON does not hold the
+/// server's side, so tshark is run on the capture.
+fn tshark_server_alpn(exe: &str, path: &Path) -> Result<BTreeSet<(OracleKey, String)>, String> {
+    let out = std::process::Command::new(exe)
+        .args(["-n", "-r"])
+        .arg(path)
+        .args([
+            "-Y",
+            "tcp && tls.handshake.type == 2 && tls.handshake.extensions_alpn_str",
+        ])
+        .args(["-T", "fields", "-E", "separator=/t", "-E", "occurrence=a"])
+        .args(["-E", "aggregator=|"])
+        .args(["-e", "ip.src", "-e", "ipv6.src", "-e", "tcp.srcport"])
+        .args(["-e", "ip.dst", "-e", "ipv6.dst", "-e", "tcp.dstport"])
+        .args(["-e", "tls.handshake.extensions_alpn_str"])
+        .output()
+        .map_err(|e| format!("running {exe}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "tshark failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let mut found = BTreeSet::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        let [ip4s, ip6s, sport, ip4d, ip6d, dport, alpn] = f[..] else {
+            return Err(format!("unexpected tshark row {line:?}"));
+        };
+        // One IP header and one ServerHello per frame in this corpus; a tunnel or several
+        // hellos in one frame would need a rule, so they fail loudly.
+        let one = |a: &str, b: &str| match (a.is_empty(), b.is_empty(), a.contains('|')) {
+            (false, true, false) => a.parse::<std::net::IpAddr>().ok(),
+            (true, false, _) if !b.contains('|') => b.parse().ok(),
+            _ => None,
+        };
+        let (Some(src), Some(dst), Ok(sport), Ok(dport)) = (
+            one(ip4s, ip6s),
+            one(ip4d, ip6d),
+            sport.parse::<u16>(),
+            dport.parse::<u16>(),
+        ) else {
+            return Err(format!("tshark row this test cannot key: {line:?}"));
+        };
+        if alpn.contains('|') {
+            return Err(format!("several ServerHello ALPNs in one frame: {line:?}"));
+        }
+        let (key, _) = OracleKey::canon(Some(6), (src, Some(sport)), (dst, Some(dport)));
+        found.insert((key, esc(alpn)));
+    }
+    Ok(found)
+}
+
+/// `alpn_server` against tshark over the corpus: in every capture where netmon recognised TLS,
+/// the (flow key, ALPN) pairs of netmon's records equal tshark's ServerHello ALPNs — nothing
+/// missed, nothing extra. (Captures without any TLS flow in netmon's view are left out: a TLS
+/// flow netmon did not recognise is caught by `application_fields_include_the_oracles`.)
+#[test]
+fn server_alpn_matches_tshark() {
+    let Some(corpus) = netmon_testkit::corpus(env!("CARGO_MANIFEST_DIR")) else {
+        return;
+    };
+    let Some(exe) = netmon_testkit::tshark() else {
+        netmon_testkit::tshark_missing("ServerHello ALPN comparison with tshark");
+        return;
+    };
+    let files = corpus.captures();
+    let results = par_map(&files, |path| {
+        let run = run_engine(path)?;
+        if !run.flows.iter().any(|(_, r)| r.app == Some("tls")) {
+            return Ok(None);
+        }
+        let ours: BTreeSet<(OracleKey, String)> = run
+            .flows
+            .iter()
+            .filter_map(|(_, r)| Some((oracle_key(r).0, r.alpn_server.clone()?)))
+            .collect();
+        Ok::<_, String>(Some((ours, tshark_server_alpn(&exe, path)?)))
+    });
+    let (mut failures, mut compared, mut files_with_tls) = (Vec::new(), 0, 0);
+    for (path, r) in files.iter().zip(results) {
+        let name = file_name(path);
+        match r {
+            Err(e) => failures.push(format!("{name}: {e}")),
+            Ok(None) => {}
+            Ok(Some((ours, theirs))) => {
+                files_with_tls += 1;
+                compared += theirs.len();
+                for (k, a) in theirs.difference(&ours) {
+                    failures.push(format!(
+                        "{name}: {k}: tshark's ServerHello ALPN {a} missing"
+                    ));
+                }
+                for (k, a) in ours.difference(&theirs) {
+                    failures.push(format!(
+                        "{name}: {k}: netmon's alpn_server {a} not in tshark"
+                    ));
+                }
+            }
+        }
+    }
+    eprintln!(
+        "{files_with_tls} captures with TLS, {compared} ServerHello ALPN choices compared with tshark"
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(
+        compared >= 4,
+        "the corpus has ServerHellos with ALPN: {compared}"
+    );
+}

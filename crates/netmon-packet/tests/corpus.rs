@@ -286,12 +286,7 @@ fn corpus_packets_match_tshark() {
         return;
     };
     let Some(exe) = tshark::find() else {
-        let msg = "tshark not found ($TSHARK or tshark on PATH): per-packet comparison with tshark \
-                   NOT RUN";
-        if std::env::var("NETMON_REQUIRE_TSHARK").as_deref() == Ok("1") {
-            panic!("{msg}, and NETMON_REQUIRE_TSHARK=1");
-        }
-        eprintln!("\n!!!!!!!!\n!!! {msg}\n!!!!!!!!\n");
+        netmon_testkit::tshark_missing("per-packet comparison with tshark");
         return;
     };
     let results = par_map(&files, |path| {

@@ -56,6 +56,26 @@ pub fn shared_dir(start: &str) -> Option<PathBuf> {
         })
 }
 
+/// The tshark to run: `$TSHARK`, else `tshark` on `PATH`; `None` if it does not run.
+pub fn tshark() -> Option<String> {
+    let exe = std::env::var("TSHARK").unwrap_or_else(|_| "tshark".to_owned());
+    let out = std::process::Command::new(&exe)
+        .arg("--version")
+        .output()
+        .ok()?;
+    out.status.success().then_some(exe)
+}
+
+/// What a test that compares with tshark does when tshark is missing: panics if
+/// `NETMON_REQUIRE_TSHARK=1`, else prints `what` as NOT RUN (returns).
+pub fn tshark_missing(what: &str) {
+    let msg = format!("tshark not found ($TSHARK or tshark on PATH): {what} NOT RUN");
+    if std::env::var("NETMON_REQUIRE_TSHARK").as_deref() == Ok("1") {
+        panic!("{msg}, and NETMON_REQUIRE_TSHARK=1");
+    }
+    eprintln!("\n!!!!!!!!\n!!! {msg}\n!!!!!!!!\n");
+}
+
 /// The repository's `fixtures/` directory, found by walking up from `start`.
 pub fn fixtures_dir(start: &str) -> PathBuf {
     Path::new(start)

@@ -141,9 +141,7 @@ const LINK_TOKENS: &[&str] = &[
 
 /// The tshark to run: `$TSHARK`, else `tshark` on `PATH`; `None` if it does not run.
 pub(crate) fn find() -> Option<String> {
-    let exe = std::env::var("TSHARK").unwrap_or_else(|_| "tshark".to_owned());
-    let out = Command::new(&exe).arg("--version").output().ok()?;
-    out.status.success().then_some(exe)
+    netmon_testkit::tshark()
 }
 
 /// Python's `int(s, 0)` with the decimal fallback the oracle uses.
