@@ -658,11 +658,15 @@ impl FlowClass {
             }
         }
         let both_done = work.http.iter().all(HttpStream::is_done);
-        // Full once the last request kept has its response too (or the server's side is
-        // done): requests beyond the list are parsed but not kept.
+        // Full once the last request kept has its response too, or the server's side is done,
+        // or the client has sent as many requests again without that response (a one-way
+        // capture): requests beyond the list are parsed (which allocates) but not kept.
         let full = self.info.as_deref().is_some_and(|i| {
+            let [client, server] = &work.http;
             i.http.len() >= http::MAX_TRANSACTIONS
-                && (i.http.last().is_some_and(|t| t.status.is_some()) || work.http[1].is_done())
+                && (i.http.last().is_some_and(|t| t.status.is_some())
+                    || server.is_done()
+                    || client.messages as usize >= 2 * http::MAX_TRANSACTIONS)
         });
         // A message may have finished the flow already (an accepted h2c upgrade).
         if both_done || full || self.is_done() {

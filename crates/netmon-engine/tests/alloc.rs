@@ -18,7 +18,8 @@
 //!
 //! HTTP keep-alive is the case in between: HTTP has no payload-packet budget, so a connection
 //! carrying several requests keeps parsing them until it is classified (both directions
-//! stopped, or `MAX_TRANSACTIONS` requests recorded and the last one answered). During that
+//! stopped, or `MAX_TRANSACTIONS` requests recorded and the last one answered — or twice that
+//! many sent without its answer, see `one_way_http_stops_parsing`). During that
 //! phase body segments and ACKs allocate nothing (the parser only counts body bytes down),
 //! while each new request allocates its recorded strings — see
 //! `http_keep_alive_while_classifying`. After it, requests are no longer looked at and cost
@@ -677,4 +678,33 @@ fn http_keep_alive_while_classifying() {
         max,
         "requests after classification are not recorded"
     );
+}
+
+/// Only the client's side of a keep-alive connection is captured (responses missing): its
+/// requests are kept up to `MAX_TRANSACTIONS` and parsed up to twice that many, then the flow
+/// is classified and further requests cost nothing.
+#[test]
+fn one_way_http_stops_parsing() {
+    let max = netmon_classify::http::MAX_TRANSACTIONS;
+    let mut feed = Feed::new(Engine::classifying(EngineConfig::default()).unwrap());
+    let mut c = Tcp::new((v4(15), 57000), (v4(81), 80));
+    feed.send_all(&c.handshake());
+    let mut sent = 0;
+    while !feed.flow(6, 80).ext.is_done() {
+        assert!(sent < 2 * max, "still parsing after {sent} requests");
+        feed.send(&c.data(CLIENT, &http_request(&format!("/{sent}"))));
+        sent += 1;
+    }
+    assert_eq!(
+        sent,
+        2 * max,
+        "classified once twice the list went unanswered"
+    );
+    let http = &feed.flow(6, 80).ext.info().unwrap().http;
+    assert_eq!(http.len(), max);
+    assert!(http.iter().all(|t| t.status.is_none()));
+    let more: Vec<Vec<u8>> = (0..100)
+        .map(|i| c.data(CLIENT, &http_request(&format!("/more/{i}"))))
+        .collect();
+    assert_eq!(feed.measure(&more), 0);
 }
