@@ -413,8 +413,14 @@ fn stats_tcp_state(c: &FlowCore) -> netmon_stats::TcpState {
         TcpState::SynReceived => S::HalfOpen,
         TcpState::Established => S::Established,
         TcpState::FinWait | TcpState::Closing | TcpState::Closed if handshake => S::Closed,
-        // The responder's first answer was RST: refused.
-        TcpState::Reset if resp.syn == 0 && resp.rst > 0 && init.syn > 0 => S::Rejected,
+        // The responder's only answer was RST, to a SYN or to a stealth probe (FIN, NULL or
+        // Xmas: a first packet without SYN or ACK, which no connection picked up midstream
+        // sends): refused.
+        TcpState::Reset
+            if resp.syn == 0 && resp.rst > 0 && (init.syn > 0 || !init.flags_seen.ack()) =>
+        {
+            S::Rejected
+        }
         // SYN-ACK answered by the initiator's bare RST: a half-open (SYN) scan of an open port.
         TcpState::Reset if handshake && !init.flags_seen.ack() => S::HalfOpen,
         TcpState::Reset if handshake => S::Closed,

@@ -70,7 +70,9 @@ pub(crate) fn run(path: &Path) -> (Engine, Collect, Outcome) {
 /// An ended flow as the detectors' [`FlowObs`], derived **here** from the flow record's
 /// per-direction counters and flags (not with the engine's private adapter), following the
 /// definitions of `netmon_stats::TcpState`:
-/// - no SYN from the initiator: `Other` (picked up midstream);
+/// - no SYN and no ACK from the initiator (a FIN, NULL or Xmas probe), answered by a RST and
+///   never a SYN: `Rejected`;
+/// - otherwise no SYN from the initiator: `Other` (picked up midstream);
 /// - a SYN and no answer: `SynOnly`;
 /// - the responder never sent a SYN but sent a RST: `Rejected`;
 /// - a SYN-ACK, and the initiator never acknowledged anything: `HalfOpen`;
@@ -83,7 +85,11 @@ pub(crate) fn flow_view<E>(flow: &Flow<E>) -> FlowObs {
     let (i, r) = (c.c2s(), c.s2c());
     let tcp = (c.key.proto() == 6).then(|| {
         if i.syn == 0 {
-            TcpState::Other
+            if !i.flags_seen.ack() && r.syn == 0 && r.rst > 0 {
+                TcpState::Rejected
+            } else {
+                TcpState::Other
+            }
         } else if r.packets == 0 {
             TcpState::SynOnly
         } else if r.syn == 0 {

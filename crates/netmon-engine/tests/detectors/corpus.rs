@@ -309,3 +309,55 @@ fn hierarchy_agrees_with_tshark_below_the_application() {
         assert_eq!(root_frames, outcome.summary.packets, "{name}: every frame");
     }
 }
+
+/// `ndpi_tcp_scan.pcapng`: 192.168.1.178 probes seven ports of 192.168.1.2 within 40 s
+/// (`tshark -r ndpi_tcp_scan.pcapng -Y tcp -T fields -e ip.src -e tcp.dstport -e
+/// tcp.flags.str`): a connect scan of 80 and 443 (both open: handshake, then the scanner's
+/// RST), SYNs refused with RST on 445 and 3389, and a FIN, a NULL and an Xmas probe refused
+/// with RST on 3390, 3391 and 3392. The refused stealth probes are failures like the refused
+/// SYNs (they used to count as answered, i.e. successful): five failed ports of seven, 71 %.
+/// That is below the default 80 %, so the default configuration raises nothing (the two open
+/// ports look like a client using services, or a load balancer's health check); at 70 % it is
+/// one vertical scan with all seven ports.
+#[test]
+fn stealth_probes_count_as_failed() {
+    let Some(c) = netmon_testkit::corpus(env!("CARGO_MANIFEST_DIR")) else {
+        return;
+    };
+    let path = c.capture("ndpi_tcp_scan.pcapng");
+    let (_, sink, _) = run(&path);
+    assert!(sink.closed_alerts().is_empty(), "default: below 80 %");
+    let failed: BTreeSet<u16> = sink
+        .ended
+        .iter()
+        .filter(|f| f.probe_outcome(true) == ProbeOutcome::Failed)
+        .map(|f| f.responder.port)
+        .collect();
+    assert_eq!(failed, BTreeSet::from([445, 3389, 3390, 3391, 3392]));
+
+    let mut stats = netmon_stats::StatsConfig::default();
+    stats.detectors.vertical_scan.min_failed_ratio = 0.7;
+    let mut engine = netmon_engine::Engine::<()>::new(netmon_engine::EngineConfig {
+        stats: Some(stats),
+        ..netmon_engine::EngineConfig::default()
+    })
+    .unwrap();
+    let mut sink = crate::common::Collect::default();
+    engine.run(&mut netmon_capture::open_file(&path).unwrap(), &mut sink);
+    let alerts = sink.closed_alerts();
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let a = &alerts[0];
+    assert_eq!(a.kind, AlertKind::VerticalScan);
+    assert_eq!(a.source, Subject::Ip("192.168.1.178".parse().unwrap()));
+    assert_eq!(a.target, Some(Subject::Ip("192.168.1.2".parse().unwrap())));
+    let Evidence::VerticalScan {
+        ports,
+        failed_ratio,
+        ..
+    } = &a.evidence
+    else {
+        panic!("{a:?}")
+    };
+    assert_eq!(*ports, 7);
+    assert!((failed_ratio - 5.0 / 7.0).abs() < 1e-9, "{failed_ratio}");
+}
