@@ -3,7 +3,7 @@
 //! Payload signatures decide; ports only guess, and results from ports are marked as guesses.
 
 use crate::Text;
-use crate::wire::{be16, be32};
+use netmon_packet::bytes::{be16, be32};
 
 /// An SSH identification string (RFC 4253 §4.2): `SSH-protoversion-softwareversion SP comments CR LF`.
 /// Returns the line without its line end, bounded to 255 bytes (the RFC's maximum).

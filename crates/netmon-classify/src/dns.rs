@@ -35,6 +35,7 @@ use core::fmt;
 use core::net::{Ipv4Addr, Ipv6Addr};
 
 use netmon_packet::Escaped;
+use netmon_packet::bytes::{be16, be32};
 
 /// Length of the fixed DNS header.
 pub const HEADER_LEN: usize = 12;
@@ -109,22 +110,6 @@ pub enum DnsError {
         /// Where the name starts.
         offset: usize,
     },
-}
-
-#[inline]
-fn be16(b: &[u8], at: usize) -> Option<u16> {
-    match b.get(at..at.checked_add(2)?) {
-        Some(&[x, y]) => Some(u16::from_be_bytes([x, y])),
-        _ => None,
-    }
-}
-
-#[inline]
-fn be32(b: &[u8], at: usize) -> Option<u32> {
-    match b.get(at..at.checked_add(4)?) {
-        Some(&[w, x, y, z]) => Some(u32::from_be_bytes([w, x, y, z])),
-        _ => None,
-    }
 }
 
 /// Walks the (possibly compressed) name at `start` of `msg` (RFC 1035 §4.1.4), calling

@@ -51,7 +51,6 @@ pub const MAX_TEXT: usize = 1024;
 
 pub mod detect;
 pub mod http;
-mod wire;
 
 /// A string taken from a packet: raw bytes (possibly invalid UTF-8, control characters, ...),
 /// bounded to [`MAX_TEXT`] bytes. Show it through [`netmon_packet::Escaped`].

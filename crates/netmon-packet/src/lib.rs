@@ -52,7 +52,7 @@
     )
 )]
 
-mod bytes;
+pub mod bytes;
 pub mod cdp;
 pub mod checksum;
 pub mod error;
