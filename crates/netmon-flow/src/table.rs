@@ -326,7 +326,13 @@ impl<E: FlowExt> FlowTable<E> {
 
     /// Looks a flow up by key.
     pub fn find(&self, key: &FlowKey) -> Option<&Flow<E>> {
-        let h = self.hasher.hash_one(key);
+        let i = self.slot_of(self.hasher.hash_one(key), key)?;
+        self.slots.get(i as usize).map(|s| &s.flow)
+    }
+
+    /// The slot of the live flow with `key` (`h` is its hash), if any.
+    #[inline]
+    fn slot_of(&self, h: u64, key: &FlowKey) -> Option<u32> {
         let slots = &self.slots;
         self.index
             .find(h, |&i| {
@@ -334,8 +340,7 @@ impl<E: FlowExt> FlowTable<E> {
                     .get(i as usize)
                     .is_some_and(|s| s.flow.core.key == *key)
             })
-            .and_then(|&i| self.slots.get(i as usize))
-            .map(|s| &s.flow)
+            .copied()
     }
 
     /// Every live flow, in slab order (not creation order).
@@ -551,16 +556,7 @@ impl<E: FlowExt> FlowTable<E> {
         sink: &mut S,
     ) -> (u32, bool) {
         let h = self.hasher.hash_one(key);
-        let slots = &self.slots;
-        let found = self
-            .index
-            .find(h, |&i| {
-                slots
-                    .get(i as usize)
-                    .is_some_and(|s| s.flow.core.key == key)
-            })
-            .copied();
-        if let Some(i) = found {
+        if let Some(i) = self.slot_of(h, &key) {
             let restart = match (&p.transport, self.slots.get(i as usize)) {
                 (Transport::Tcp(t), Some(s)) => {
                     let f = t.flags();
@@ -678,16 +674,7 @@ impl<E: FlowExt> FlowTable<E> {
             };
             let (key, side) = FlowKey::new(k.iface, k.vlan, k.proto, src, dst, None);
             let h = self.hasher.hash_one(key);
-            let slots = &self.slots;
-            let found = self
-                .index
-                .find(h, |&i| {
-                    slots
-                        .get(i as usize)
-                        .is_some_and(|s| s.flow.core.key == key)
-                })
-                .copied();
-            let i = match found {
+            let i = match self.slot_of(h, &key) {
                 Some(i) => i,
                 None => {
                     if self.live >= self.cfg.max_flows.max(1) {
@@ -711,17 +698,7 @@ impl<E: FlowExt> FlowTable<E> {
     }
 
     fn link_icmp_error<S: FlowSink<E>>(&mut self, icmp_slot: u32, quoted: FlowKey, sink: &mut S) {
-        let h = self.hasher.hash_one(quoted);
-        let slots = &self.slots;
-        let target = self
-            .index
-            .find(h, |&i| {
-                slots
-                    .get(i as usize)
-                    .is_some_and(|s| s.flow.core.key == quoted)
-            })
-            .copied();
-        if let Some(t) = target {
+        if let Some(t) = self.slot_of(self.hasher.hash_one(quoted), &quoted) {
             if let Some(s) = self.slots.get_mut(t as usize) {
                 s.flow.core.icmp_errors = s.flow.core.icmp_errors.saturating_add(1);
                 self.stats.icmp_errors_linked += 1;
