@@ -5,7 +5,6 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use etherparse::PacketBuilder;
 use netmon_capture::{
@@ -16,31 +15,8 @@ use netmon_flow::EndReason;
 use netmon_packet::Escaped;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_netmon");
-
-fn fixtures() -> PathBuf {
-    netmon_testkit::fixtures_dir(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn fixture(name: &str) -> String {
-    fixtures().join(name).to_str().unwrap().to_owned()
-}
-
-fn netmon(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run netmon")
-}
-
-fn stdout(o: &Output) -> &str {
-    std::str::from_utf8(&o.stdout).expect("stdout is UTF-8")
-}
-
-fn stderr(o: &Output) -> &str {
-    std::str::from_utf8(&o.stderr).expect("stderr is UTF-8")
-}
+mod common;
+use common::*;
 
 /// `netmon flows FILE --format jsonl [extra]`, which must succeed; the parsed records.
 fn jsonl(file: &str, extra: &[&str]) -> (Vec<Value>, String) {
@@ -55,26 +31,6 @@ fn jsonl(file: &str, extra: &[&str]) -> (Vec<Value>, String) {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect();
     (v, text)
-}
-
-/// A fresh path in the temp directory.
-fn temp_path(name: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    std::env::temp_dir().join(format!(
-        "netmon-flows-test-{}-{n}-{name}",
-        std::process::id()
-    ))
-}
-
-fn eth_ipv4_udp(src: u16, dst: u16, payload: &[u8]) -> Vec<u8> {
-    let mut f = Vec::new();
-    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
-        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
-        .udp(src, dst)
-        .write(&mut f, payload)
-        .unwrap();
-    f
 }
 
 /// A minimal RFC 4180 reader: rows of fields (quoted fields may hold `,`, `"` and newlines).
@@ -622,7 +578,7 @@ fn damaged_files_print_the_complete_packets_flows_then_fail() {
 #[test]
 fn closed_pipe_is_a_quiet_success() {
     // 20 000 flows: several MB in every format, far more than the pipe and the 256 KiB buffer.
-    let path = temp_path("many.pcap");
+    let path = temp_path("flows", "many.pcap");
     let mut w = PcapWriter::create(&path, LinkType::ETHERNET, 0, TsPrecision::Nano).unwrap();
     for i in 0..20_000u16 {
         let f = eth_ipv4_udp(10_000 + i, 53, b"x");
@@ -729,7 +685,7 @@ fn hostile_pcapng() -> PathBuf {
         .position(|x| x == placeholder.as_bytes())
         .unwrap();
     bytes[at..at + HOSTILE.len()].copy_from_slice(HOSTILE);
-    let path = temp_path("hostile.pcapng");
+    let path = temp_path("flows", "hostile.pcapng");
     std::fs::write(&path, bytes).unwrap();
     path
 }
@@ -823,7 +779,7 @@ fn client_hello(sni: &[u8]) -> Vec<u8> {
 /// ClientHello (over several segments) names [`hostile_sni`], an HTTP request whose Host holds
 /// invalid UTF-8 and quotes, and a DNS query whose labels hold control bytes.
 fn hostile_packets() -> PathBuf {
-    let path = temp_path("hostile-packets.pcap");
+    let path = temp_path("flows", "hostile-packets.pcap");
     let mut w = PcapWriter::create(&path, LinkType::ETHERNET, 0, TsPrecision::Nano).unwrap();
     let mut n = 0u32;
     let mut put = |f: Vec<u8>| {

@@ -3,8 +3,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::{Command, Stdio};
 
 use etherparse::PacketBuilder;
 use netmon_capture::{
@@ -12,41 +11,12 @@ use netmon_capture::{
 };
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_netmon");
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
-}
-
-fn netmon(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run netmon")
-}
-
-fn stdout(o: &Output) -> &str {
-    std::str::from_utf8(&o.stdout).expect("stdout is UTF-8")
-}
-
-fn stderr(o: &Output) -> &str {
-    std::str::from_utf8(&o.stderr).expect("stderr is UTF-8")
-}
-
-/// A fresh path in the temp directory.
-fn temp_path(name: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    std::env::temp_dir().join(format!(
-        "netmon-read-test-{}-{n}-{name}",
-        std::process::id()
-    ))
-}
+mod common;
+use common::*;
 
 /// Writes `frames` as an Ethernet (or `link`) pcap with nanosecond timestamps 1 s apart.
 fn write_pcap(name: &str, link: LinkType, frames: &[Vec<u8>]) -> PathBuf {
-    let path = temp_path(name);
+    let path = temp_path("read", name);
     let mut w = PcapWriter::create(&path, link, 0, TsPrecision::Nano).unwrap();
     for (i, f) in frames.iter().enumerate() {
         let ts = Timestamp::from_secs_nanos(1_700_000_000 + i as i64, 123_456_789);
@@ -69,16 +39,6 @@ fn packet_count(path: &Path) -> Option<(usize, bool)> {
             Err(_) => return Some((n, true)),
         }
     }
-}
-
-fn eth_ipv4_udp(src: u16, dst: u16, payload: &[u8]) -> Vec<u8> {
-    let mut f = Vec::new();
-    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
-        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
-        .udp(src, dst)
-        .write(&mut f, payload)
-        .unwrap();
-    f
 }
 
 /// The fields every JSON record has.
@@ -551,7 +511,7 @@ fn hostile_strings_are_escaped() {
     let system = b"evil\x1b[31mred\x1b[0m\x07\r\n\"q\"\\\xff\xfe\xe2\x80\xae";
     let port = b"Gi0/1\x1b]0;title\x07";
     let frame = lldp_frame(port, system);
-    let path = temp_path("hostile.pcapng");
+    let path = temp_path("read", "hostile.pcapng");
     {
         let mut w = PcapNgWriter::create(&path).unwrap();
         let id = w

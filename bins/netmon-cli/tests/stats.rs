@@ -3,45 +3,17 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_netmon");
-
-fn fixture(name: &str) -> String {
-    let f = netmon_testkit::fixtures_dir(env!("CARGO_MANIFEST_DIR")).join(name);
-    f.to_str().unwrap().to_owned()
-}
+mod common;
+use common::*;
 
 /// ndpi_synscan.pcap from the corpus (`None` when `NETMON_SKIP_CORPUS=1`).
 fn synscan() -> Option<String> {
     let c = netmon_testkit::corpus(env!("CARGO_MANIFEST_DIR"))?;
     Some(c.capture("ndpi_synscan.pcap").to_str().unwrap().to_owned())
-}
-
-fn netmon(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run netmon")
-}
-
-fn stdout(o: &Output) -> &str {
-    std::str::from_utf8(&o.stdout).expect("stdout is UTF-8")
-}
-
-fn stderr(o: &Output) -> &str {
-    std::str::from_utf8(&o.stderr).expect("stderr is UTF-8")
-}
-
-/// Runs netmon, which must exit 0 with nothing on stderr; its stdout.
-fn ok(args: &[&str]) -> String {
-    let out = netmon(args);
-    assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
-    assert_eq!(stderr(&out), "", "{args:?}");
-    stdout(&out).to_owned()
 }
 
 /// Runs netmon, which must fail with `code` and one `netmon: ...` line on stderr (and print
