@@ -13,10 +13,7 @@ use netmon_classify::quic::{
 };
 use netmon_packet::{Packet, Transport};
 use netmon_testkit::oracle::{End, OracleKey};
-use tls_parser::{
-    SNIType, TlsExtension, TlsMessage, TlsMessageHandshake, parse_tls_client_hello_extensions,
-    parse_tls_message_handshake,
-};
+use netmon_testkit::tls::sni_alpn;
 
 /// What we found in one UDP flow.
 #[derive(Default)]
@@ -32,31 +29,6 @@ impl FlowQuic {
     fn hello(&self) -> Option<&[u8]> {
         self.state.as_ref()?.client_hello()
     }
-}
-
-/// SNI and ALPN of a bare ClientHello handshake message, through tls-parser.
-fn sni_alpn(msg: &[u8]) -> (Vec<String>, Vec<String>) {
-    let (_, m) = parse_tls_message_handshake(msg).expect("a handshake message");
-    let TlsMessage::Handshake(TlsMessageHandshake::ClientHello(ch)) = m else {
-        panic!("not a ClientHello: {m:?}");
-    };
-    let (_, exts) = parse_tls_client_hello_extensions(ch.ext.unwrap_or_default())
-        .expect("ClientHello extensions parse");
-    let (mut sni, mut alpn) = (Vec::new(), Vec::new());
-    for e in exts {
-        match e {
-            TlsExtension::SNI(v) => sni.extend(
-                v.iter()
-                    .filter(|(t, _)| *t == SNIType::HostName)
-                    .map(|(_, n)| String::from_utf8_lossy(n).into_owned()),
-            ),
-            TlsExtension::ALPN(v) => {
-                alpn.extend(v.iter().map(|p| String::from_utf8_lossy(p).into_owned()))
-            }
-            _ => {}
-        }
-    }
-    (sni, alpn)
 }
 
 /// The innermost UDP layer of a frame: (src, dst, payload).

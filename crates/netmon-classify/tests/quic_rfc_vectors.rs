@@ -5,10 +5,7 @@ use netmon_classify::quic::{
     InitialKeys, InitialSecrets, LongPacketType, Progress, QUIC_V1, QUIC_V2, QuicInitialState,
     QuicVersionKind, Side, looks_like_quic, open_initial,
 };
-use tls_parser::{
-    SNIType, TlsExtension, TlsMessage, TlsMessageHandshake, parse_tls_client_hello_extensions,
-    parse_tls_message_handshake,
-};
+use netmon_testkit::tls::sni_alpn;
 
 fn hex(s: &str) -> Vec<u8> {
     let s: String = s.split_whitespace().collect();
@@ -201,30 +198,6 @@ fn v1_initial_secrets_rfc9001_a1() {
 #[test]
 fn v2_initial_secrets_rfc9369_a1() {
     check_keys(QUIC_V2, &V2_KEYS);
-}
-
-/// SNI and ALPN of a bare ClientHello handshake message, through tls-parser.
-fn sni_alpn(msg: &[u8]) -> (Vec<String>, Vec<String>) {
-    let (_, m) = parse_tls_message_handshake(msg).expect("a handshake message");
-    let TlsMessage::Handshake(TlsMessageHandshake::ClientHello(ch)) = m else {
-        panic!("not a ClientHello: {m:?}");
-    };
-    let (_, exts) = parse_tls_client_hello_extensions(ch.ext.unwrap_or_default()).unwrap();
-    let (mut sni, mut alpn) = (Vec::new(), Vec::new());
-    for e in exts {
-        match e {
-            TlsExtension::SNI(v) => sni.extend(
-                v.iter()
-                    .filter(|(t, _)| *t == SNIType::HostName)
-                    .map(|(_, n)| String::from_utf8_lossy(n).into_owned()),
-            ),
-            TlsExtension::ALPN(v) => {
-                alpn.extend(v.iter().map(|p| String::from_utf8_lossy(p).into_owned()))
-            }
-            _ => {}
-        }
-    }
-    (sni, alpn)
 }
 
 fn check_client_initial(

@@ -1,5 +1,5 @@
 //! TLS handshake builders for tests: a TLS 1.3-shaped ClientHello and ServerHello, and their
-//! framing into handshake records.
+//! framing into handshake records; and an independent reading of a ClientHello ([`sni_alpn`]).
 //!
 //! ```text
 //! ClientHello (RFC 8446 §4.1.2)              ServerHello (RFC 8446 §4.1.3)
@@ -12,6 +12,11 @@
 //! Handshake: uint8 msg_type; uint24 length; body
 //! TLSPlaintext: uint8 type = 22; uint16 legacy_record_version; uint16 length; fragment
 //! ```
+
+use tls_parser::{
+    SNIType, TlsExtension, TlsMessage, TlsMessageHandshake, parse_tls_client_hello_extensions,
+    parse_tls_message_handshake,
+};
 
 /// One extension: `uint16 type; opaque data<0..2^16-1>`.
 pub fn ext(t: u16, data: &[u8]) -> Vec<u8> {
@@ -110,4 +115,30 @@ pub fn record(content_type: u8, fragment: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&(fragment.len() as u16).to_be_bytes());
     out.extend_from_slice(fragment);
     out
+}
+
+/// SNI (host names) and ALPN of a bare ClientHello handshake message, read with tls-parser:
+/// an independent reading for tests of netmon's own hello parsers. Panics on anything else.
+pub fn sni_alpn(msg: &[u8]) -> (Vec<String>, Vec<String>) {
+    let (_, m) = parse_tls_message_handshake(msg).expect("a handshake message");
+    let TlsMessage::Handshake(TlsMessageHandshake::ClientHello(ch)) = m else {
+        panic!("not a ClientHello: {m:?}");
+    };
+    let (_, exts) = parse_tls_client_hello_extensions(ch.ext.unwrap_or_default())
+        .expect("ClientHello extensions parse");
+    let (mut sni, mut alpn) = (Vec::new(), Vec::new());
+    for e in exts {
+        match e {
+            TlsExtension::SNI(v) => sni.extend(
+                v.iter()
+                    .filter(|(t, _)| *t == SNIType::HostName)
+                    .map(|(_, n)| String::from_utf8_lossy(n).into_owned()),
+            ),
+            TlsExtension::ALPN(v) => {
+                alpn.extend(v.iter().map(|p| String::from_utf8_lossy(p).into_owned()))
+            }
+            _ => {}
+        }
+    }
+    (sni, alpn)
 }
