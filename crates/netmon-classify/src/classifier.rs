@@ -265,6 +265,9 @@ pub struct FlowClass {
     probes: u16,
     /// Initial sequence number + 1 per direction, from the SYN / SYN-ACK.
     isn: [u32; 2],
+    /// The correlator's `learned` count (low 32 bits) when the flow's first packet looked its
+    /// responder up: the lookup at the end is repeated only if answers were learnt since.
+    dns_learned: u32,
     info: Option<Box<AppInfo>>,
     work: Option<Box<Work>>,
 }
@@ -288,6 +291,7 @@ impl Clone for FlowClass {
             flags: self.flags,
             probes: self.probes,
             isn: self.isn,
+            dns_learned: self.dns_learned,
             info: self.info.clone(),
             work: None,
         }
@@ -1068,6 +1072,7 @@ impl FlowExt for FlowClass {
         }
         if flow.packets() == 1 {
             // A new flow: the name its responder was resolved from, if a DNS answer said.
+            self.dns_learned = ctx.dns.stats().learned as u32;
             if let Some(name) = ctx.dns.lookup(flow.last_seen, flow.src().ip, flow.dst().ip) {
                 let name = Arc::clone(name);
                 self.info_mut().domain = Some(name);
@@ -1081,7 +1086,13 @@ impl FlowExt for FlowClass {
     }
 
     fn on_end(&mut self, ctx: &mut ClassifyCtx, flow: &FlowCore) {
-        if ctx.config.enabled && self.info.as_deref().is_none_or(|i| i.domain.is_none()) {
+        // Looked up again only if answers were learnt since the first packet's lookup (an
+        // address resolved while the flow ran): otherwise the answer would be the same.
+        let learned_since = ctx.dns.stats().learned as u32 != self.dns_learned;
+        if ctx.config.enabled
+            && learned_since
+            && self.info.as_deref().is_none_or(|i| i.domain.is_none())
+        {
             if let Some(name) = ctx.dns.lookup(flow.last_seen, flow.src().ip, flow.dst().ip) {
                 let name = Arc::clone(name);
                 self.info_mut().domain = Some(name);
