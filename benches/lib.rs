@@ -211,6 +211,7 @@ impl<'a> Frame<'a> {
     /// `Engine::process`.
     pub fn meta(&self) -> PacketMeta<'a> {
         PacketMeta {
+            direction: netmon_capture::Direction::Unknown,
             ts: self.ts,
             iface: 0,
             iface_name: None,

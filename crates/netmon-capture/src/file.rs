@@ -1065,6 +1065,7 @@ impl CaptureSource for FileSource {
         let named = self.if_state.get(loc.iface).is_some_and(|s| s.named);
         Ok(Next::Packet(RawPacket {
             meta: PacketMeta {
+                direction: crate::Direction::Unknown,
                 ts: loc.ts,
                 iface: loc.iface as u32,
                 iface_name: iface.filter(|_| named).map(|i| i.name.as_str()),

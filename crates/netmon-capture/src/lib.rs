@@ -39,10 +39,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use netmon_types::{LinkType, Timestamp};
 
+#[cfg(target_os = "linux")]
+pub mod afpacket;
 pub mod file;
+pub mod filter;
+pub mod live;
 pub mod writer;
 
 pub use file::{ByteOrder, FileFormat, FileInfo, FileSource, TsResolution, open_file};
+pub use live::{Backend, Fanout, FanoutMode, LiveConfig, open_live};
 pub use writer::{PcapNgWriter, PcapWriter, TsPrecision};
 
 /// Metadata of one captured frame.
@@ -51,6 +56,9 @@ pub use writer::{PcapNgWriter, PcapWriter, TsPrecision};
 /// yielding a packet never allocates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PacketMeta<'a> {
+    /// Whether the host sent or received the frame, where the source knows (AF_PACKET's
+    /// `PACKET_OUTGOING`, WinDivert's outbound flag, pcapng `epb_flags`).
+    pub direction: Direction,
     /// Capture timestamp (the packets' clock), nanosecond resolution.
     pub ts: Timestamp,
     /// Index of the interface in the source's [`CaptureSource::interfaces`] table
@@ -64,6 +72,29 @@ pub struct PacketMeta<'a> {
     pub cap_len: u32,
     /// Length of the frame on the wire; larger than `cap_len` when the snaplen cut it.
     pub orig_len: u32,
+}
+
+/// Which way a frame crossed the capturing host's interface.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// The source does not say (capture files without `epb_flags`, libpcap).
+    #[default]
+    Unknown,
+    /// Received by this host (or seen passing by, in promiscuous mode).
+    Inbound,
+    /// Sent by this host.
+    Outbound,
+}
+
+impl Direction {
+    /// `"in"`, `"out"` or `"unknown"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Unknown => "unknown",
+            Direction::Inbound => "in",
+            Direction::Outbound => "out",
+        }
+    }
 }
 
 /// One captured frame, borrowed from the source until the next call to
@@ -243,6 +274,36 @@ pub enum CaptureError {
         path: String,
         /// The link type.
         link_type: LinkType,
+    },
+    /// The backend is not part of this build or platform.
+    #[error("the {backend} capture backend is not available here (available here: {available})")]
+    BackendUnavailable {
+        /// The backend asked for.
+        backend: &'static str,
+        /// Those this build has, comma-separated.
+        available: String,
+    },
+    /// The process may not capture (no CAP_NET_RAW, no access to the device).
+    #[error("{what}: permission denied ({backend} capture needs CAP_NET_RAW or root)")]
+    PermissionDenied {
+        /// What was being opened (an interface, a device).
+        what: String,
+        /// The backend.
+        backend: &'static str,
+    },
+    /// No interface has that name.
+    #[error("no interface named {name:?}")]
+    NoSuchInterface {
+        /// The name given.
+        name: String,
+    },
+    /// The BPF filter expression does not compile.
+    #[error("bad capture filter {filter:?}: {reason}")]
+    BadFilter {
+        /// The expression.
+        filter: String,
+        /// The compiler's message.
+        reason: String,
     },
     /// The operation is not available on this source or platform.
     #[error("{0}")]

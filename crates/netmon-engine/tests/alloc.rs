@@ -471,6 +471,7 @@ impl<E: FlowExt> Feed<E> {
     fn send(&mut self, frame: &[u8]) {
         self.ts += 1_000_000;
         let meta = PacketMeta {
+            direction: netmon_capture::Direction::Unknown,
             ts: Timestamp(self.ts),
             iface: 0,
             iface_name: None,

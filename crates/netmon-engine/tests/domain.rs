@@ -45,6 +45,7 @@ impl Feed {
     fn send(&mut self, frame: Vec<u8>) {
         self.ts += 1_000_000;
         let meta = PacketMeta {
+            direction: netmon_capture::Direction::Unknown,
             ts: Timestamp(self.ts),
             iface: 0,
             iface_name: None,

@@ -492,6 +492,7 @@ fn records_of(frames: &[Vec<u8>]) -> Vec<(FlowKey, FlowRecord)> {
     let mut sink = Collect::default();
     for (i, f) in frames.iter().enumerate() {
         let meta = PacketMeta {
+            direction: netmon_capture::Direction::Unknown,
             ts: Timestamp::from_secs_nanos(1_700_000_000 + i as i64, 0),
             iface: 0,
             iface_name: None,

@@ -196,6 +196,7 @@ fn crafted_scan_among_100k_generated_flows() {
     let t0 = Timestamp::from_secs_nanos(1_709_294_400, 500_000_000);
     let crafted = craft(t0);
     let meta = |ts: Timestamp, f: &[u8]| PacketMeta {
+        direction: netmon_capture::Direction::Unknown,
         ts,
         iface: 0,
         iface_name: None,

@@ -1,0 +1,204 @@
+//! Classic BPF programs: capture filters compiled by libpcap's compiler, in a form every kernel
+//! backend attaches (Linux `SO_ATTACH_FILTER`, BSD/macOS `BIOCSETF`).
+//!
+//! libpcap is only the compiler here: [`compile`] turns `tcp port 443` into instructions
+//! for a link type, and the backends hand them to their kernel themselves.
+
+use netmon_types::LinkType;
+
+use crate::CaptureError;
+
+/// One classic BPF instruction (`struct sock_filter` / `struct bpf_insn`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BpfInsn {
+    /// Operation code.
+    pub code: u16,
+    /// Jump offset if true.
+    pub jt: u8,
+    /// Jump offset if false.
+    pub jf: u8,
+    /// Operand.
+    pub k: u32,
+}
+
+/// `BPF_RET | BPF_K`: return the constant (bytes of the packet to keep; 0 drops it).
+pub const RET_K: u16 = 0x06;
+/// `BPF_LD | BPF_W | BPF_ABS`: load a 32-bit word (at an ancillary offset for metadata).
+pub const LD_W_ABS: u16 = 0x20;
+/// `BPF_JMP | BPF_JEQ | BPF_K`.
+pub const JEQ_K: u16 = 0x15;
+/// Linux's ancillary-data base offset (`SKF_AD_OFF`).
+pub const SKF_AD_OFF: u32 = 0xffff_f000;
+/// Linux ancillary offset of the receiving interface's index (`SKF_AD_IFINDEX`).
+pub const SKF_AD_IFINDEX: u32 = 8;
+
+/// A program: instructions run in order, jumps only forward.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BpfProgram {
+    /// The instructions.
+    pub insns: Vec<BpfInsn>,
+}
+
+impl BpfProgram {
+    /// The program that keeps the first `snaplen` bytes of every packet.
+    pub fn accept_all(snaplen: u32) -> BpfProgram {
+        BpfProgram {
+            insns: vec![BpfInsn {
+                code: RET_K,
+                jt: 0,
+                jf: 0,
+                k: snaplen,
+            }],
+        }
+    }
+
+    /// Makes every "accept" return (a non-zero `ret #k`) keep `snaplen` bytes: libpcap's
+    /// compiler returns the snaplen of the handle it compiled for, which is not ours.
+    pub fn with_snaplen(mut self, snaplen: u32) -> BpfProgram {
+        for i in &mut self.insns {
+            if i.code == RET_K && i.k != 0 {
+                i.k = snaplen;
+            }
+        }
+        self
+    }
+
+    /// Puts a Linux prelude in front: only packets received on one of `ifindexes` go on to
+    /// this program; others are dropped in the kernel. Fails with more than 200 interfaces
+    /// (jump offsets are one byte).
+    pub fn only_ifindexes(self, ifindexes: &[u32]) -> Result<BpfProgram, CaptureError> {
+        let n = ifindexes.len();
+        if n == 0 || n > 200 {
+            return Err(CaptureError::InvalidArgument(format!(
+                "{n} interfaces in one capture (1 to 200 are possible)"
+            )));
+        }
+        let mut insns = Vec::with_capacity(self.insns.len() + n + 2);
+        insns.push(BpfInsn {
+            code: LD_W_ABS,
+            jt: 0,
+            jf: 0,
+            k: SKF_AD_OFF + SKF_AD_IFINDEX,
+        });
+        for (i, &idx) in ifindexes.iter().enumerate() {
+            // Match: skip the remaining compares and the `ret 0` to the program's start.
+            let skip = u8::try_from(n - i).unwrap_or(u8::MAX);
+            insns.push(BpfInsn {
+                code: JEQ_K,
+                jt: skip,
+                jf: 0,
+                k: idx,
+            });
+        }
+        insns.push(BpfInsn {
+            code: RET_K,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        });
+        insns.extend(self.insns);
+        Ok(BpfProgram { insns })
+    }
+}
+
+/// Compiles a tcpdump-syntax `expr` for frames of `link_type` with libpcap's optimising
+/// compiler; every accepting return keeps `snaplen` bytes.
+#[cfg(all(unix, feature = "libpcap"))]
+pub fn compile(link_type: LinkType, snaplen: u32, expr: &str) -> Result<BpfProgram, CaptureError> {
+    let bad = |reason: String| CaptureError::BadFilter {
+        filter: expr.to_owned(),
+        reason,
+    };
+    let dead = pcap::Capture::dead(pcap::Linktype(i32::try_from(link_type.0).unwrap_or(-1)))
+        .map_err(|e| bad(e.to_string()))?;
+    let prog = dead.compile(expr, true).map_err(|e| bad(e.to_string()))?;
+    // The crate shows instructions only through `Display` ("code jt jf k", decimal).
+    let insns = prog
+        .get_instructions()
+        .iter()
+        .map(|i| parse_insn(&i.to_string()))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| bad("libpcap returned an instruction netmon cannot read".into()))?;
+    Ok(BpfProgram { insns }.with_snaplen(snaplen))
+}
+
+/// Without libpcap there is no compiler: every filter is refused with a reason.
+#[cfg(not(all(unix, feature = "libpcap")))]
+pub fn compile(
+    _link_type: LinkType,
+    _snaplen: u32,
+    expr: &str,
+) -> Result<BpfProgram, CaptureError> {
+    Err(CaptureError::BadFilter {
+        filter: expr.to_owned(),
+        reason: "this build has no filter compiler (it needs libpcap: cargo feature `libpcap`)"
+            .into(),
+    })
+}
+
+#[cfg_attr(not(all(unix, feature = "libpcap")), allow(dead_code))]
+fn parse_insn(s: &str) -> Option<BpfInsn> {
+    let mut it = s.split_ascii_whitespace();
+    let insn = BpfInsn {
+        code: it.next()?.parse().ok()?,
+        jt: it.next()?.parse().ok()?,
+        jf: it.next()?.parse().ok()?,
+        k: it.next()?.parse().ok()?,
+    };
+    it.next().is_none().then_some(insn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_insn_takes_four_numbers_only() {
+        assert_eq!(
+            parse_insn("6 0 0 262144"),
+            Some(BpfInsn {
+                code: 6,
+                jt: 0,
+                jf: 0,
+                k: 262144
+            })
+        );
+        assert_eq!(parse_insn("6 0 0"), None);
+        assert_eq!(parse_insn("6 0 0 1 2"), None);
+        assert_eq!(parse_insn("6 0 300 1"), None);
+    }
+
+    #[test]
+    fn ifindex_prelude_jumps_to_the_program() {
+        let p = BpfProgram::accept_all(100).only_ifindexes(&[3, 7]).unwrap();
+        // ld ifindex; jeq 3 → +2; jeq 7 → +1; ret 0; ret 100
+        assert_eq!(p.insns.len(), 5);
+        assert_eq!(p.insns[1].jt, 2);
+        assert_eq!(p.insns[2].jt, 1);
+        // Both matches land on the `ret 100` (index 1 + 1 + 2 = 4, 2 + 1 + 1 = 4).
+        assert_eq!(p.insns[4].k, 100);
+        assert_eq!(p.insns[3].k, 0);
+        assert!(BpfProgram::accept_all(1).only_ifindexes(&[]).is_err());
+    }
+
+    #[cfg(all(unix, feature = "libpcap"))]
+    #[test]
+    fn compiles_with_libpcap_and_sets_our_snaplen() {
+        let p = compile(LinkType::ETHERNET, 1234, "udp port 53").unwrap();
+        assert!(p.insns.len() > 3);
+        let rets: Vec<u32> = p
+            .insns
+            .iter()
+            .filter(|i| i.code == RET_K)
+            .map(|i| i.k)
+            .collect();
+        assert!(rets.contains(&1234) && rets.contains(&0), "{rets:?}");
+        let e = compile(LinkType::ETHERNET, 1234, "port 99999 and")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("bad capture filter \"port 99999 and\""),
+            "{e}"
+        );
+    }
+}
