@@ -52,7 +52,7 @@ pub(crate) struct Args {
 
 /// Writes records as flows end. I/O errors are kept and reported after the packet that caused
 /// them (the flow table cannot return errors from its callbacks).
-struct Out<W: Write> {
+pub(crate) struct Out<W: Write> {
     out: W,
     format: Format,
     filter: Option<Filter>,
@@ -61,7 +61,29 @@ struct Out<W: Write> {
 }
 
 impl<W: Write> Out<W> {
-    fn header(&mut self) -> io::Result<()> {
+    /// A sink printing to `out` in `format`, only records that `filter` matches.
+    pub(crate) fn new(out: W, format: Format, filter: Option<Filter>) -> Out<W> {
+        Out {
+            out,
+            format,
+            filter,
+            printed: 0,
+            error: None,
+        }
+    }
+
+    /// The first write error since the last call, if any.
+    pub(crate) fn take_error(&mut self) -> Option<io::Error> {
+        self.error.take()
+    }
+
+    /// Flushes the output.
+    pub(crate) fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    /// The table or CSV header line (nothing for JSON lines).
+    pub(crate) fn header(&mut self) -> io::Result<()> {
         match self.format {
             Format::Table => writeln!(
                 self.out,
@@ -243,13 +265,11 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     };
     let mut src = open(&args.file).map_err(|e| anyhow!(describe(&e)))?;
     let stdout = io::stdout();
-    let mut sink = Out {
-        out: BufWriter::with_capacity(256 * 1024, stdout.lock()),
-        format: args.format,
+    let mut sink = Out::new(
+        BufWriter::with_capacity(256 * 1024, stdout.lock()),
+        args.format,
         filter,
-        printed: 0,
-        error: None,
-    };
+    );
     sink.header()?;
     let mut cfg = EngineConfig::default();
     cfg.classify.enabled = !args.no_classify;

@@ -6,6 +6,7 @@
 //! stderr), 2 bad usage (clap's, and arguments that parse but make no sense, e.g. a filter).
 #![forbid(unsafe_code)]
 
+mod capture;
 mod flows;
 mod input;
 mod json;
@@ -40,6 +41,8 @@ enum Command {
     Stats(stats::StatsArgs),
     /// Run the detectors (scans, sweeps, floods, threshold rules) over a capture file.
     Alerts(stats::AlertsArgs),
+    /// Capture live from network interfaces: print, write to a file, or follow flows.
+    Capture(capture::Args),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Command::Flows(args) => flows::run(args),
         Command::Stats(args) => stats::run_stats(args),
         Command::Alerts(args) => stats::run_alerts(args),
+        Command::Capture(args) => capture::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

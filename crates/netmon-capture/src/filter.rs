@@ -101,6 +101,56 @@ impl BpfProgram {
     }
 }
 
+/// Traffic a capture leaves out: a host, or one port of a host — typically the monitor's own
+/// exports and API connections (a monitor that captures its own uploads feeds on itself).
+///
+/// Parsed from `ADDR` or `ADDR:PORT` (`[V6]:PORT` for IPv6 with a port).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Exclude {
+    /// The host.
+    pub addr: std::net::IpAddr,
+    /// Only this TCP/UDP port of it (either direction), or every packet of the host.
+    pub port: Option<u16>,
+}
+
+impl std::str::FromStr for Exclude {
+    type Err = CaptureError;
+
+    fn from_str(s: &str) -> Result<Exclude, CaptureError> {
+        if let Ok(addr) = s.parse() {
+            return Ok(Exclude { addr, port: None });
+        }
+        if let Ok(sa) = s.parse::<std::net::SocketAddr>() {
+            return Ok(Exclude {
+                addr: sa.ip(),
+                port: Some(sa.port()),
+            });
+        }
+        Err(CaptureError::InvalidArgument(format!(
+            "{s:?} is not ADDR or ADDR:PORT (IPv6 with a port: [ADDR]:PORT)"
+        )))
+    }
+}
+
+/// The capture filter that applies `filter` (if any) and leaves out every `exclude`, e.g.
+/// `(tcp) and not (host 10.0.0.5 and port 9995)`; `None` when there is nothing to filter.
+pub fn with_exclusions(filter: Option<&str>, exclude: &[Exclude]) -> Option<String> {
+    if exclude.is_empty() {
+        return filter.filter(|f| !f.trim().is_empty()).map(str::to_owned);
+    }
+    let mut parts: Vec<String> = Vec::with_capacity(exclude.len() + 1);
+    if let Some(f) = filter.filter(|f| !f.trim().is_empty()) {
+        parts.push(format!("({f})"));
+    }
+    for e in exclude {
+        parts.push(match e.port {
+            Some(p) => format!("not (host {} and port {p})", e.addr),
+            None => format!("not host {}", e.addr),
+        });
+    }
+    (!parts.is_empty()).then(|| parts.join(" and "))
+}
+
 /// Compiles a tcpdump-syntax `expr` for frames of `link_type` with libpcap's optimising
 /// compiler; every accepting return keeps `snaplen` bytes.
 #[cfg(all(unix, feature = "libpcap"))]
@@ -166,6 +216,24 @@ mod tests {
         assert_eq!(parse_insn("6 0 0"), None);
         assert_eq!(parse_insn("6 0 0 1 2"), None);
         assert_eq!(parse_insn("6 0 300 1"), None);
+    }
+
+    #[test]
+    fn exclusions_compose_with_the_filter() {
+        let ex: Vec<Exclude> = ["10.0.0.5:9995", "::1", "[fd00::2]:443"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert_eq!(
+            with_exclusions(Some("tcp or udp"), &ex).unwrap(),
+            "(tcp or udp) and not (host 10.0.0.5 and port 9995) and not host ::1 \
+             and not (host fd00::2 and port 443)"
+        );
+        assert_eq!(with_exclusions(None, &ex[1..2]).unwrap(), "not host ::1");
+        assert_eq!(with_exclusions(Some(" "), &[]), None);
+        assert_eq!(with_exclusions(Some("tcp"), &[]).unwrap(), "tcp");
+        assert!("10.0.0.5:99999".parse::<Exclude>().is_err());
+        assert!("host".parse::<Exclude>().is_err());
     }
 
     #[test]

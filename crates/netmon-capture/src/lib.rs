@@ -44,6 +44,7 @@ pub mod afpacket;
 pub mod file;
 pub mod filter;
 pub mod live;
+pub mod privilege;
 pub mod writer;
 
 pub use file::{ByteOrder, FileFormat, FileInfo, FileSource, TsResolution, open_file};

@@ -2,10 +2,10 @@
 //!
 //! | backend    | platform | module |
 //! |------------|----------|--------|
-//! | `afpacket` | Linux    | [`crate::afpacket`] — TPACKET_V3 ring, no libpcap needed |
-//! | `pcap`     | Unix with libpcap (cargo feature `libpcap`) | [`crate::pcap`] |
-//! | `windivert`| Windows  | [`crate::windivert`] |
-//! | `bpf`      | macOS    | [`crate::bpf`] |
+//! | `afpacket` | Linux    | `afpacket` — TPACKET_V3 ring, no libpcap needed |
+//! | `pcap`     | Unix with libpcap (cargo feature `libpcap`) | `pcap` |
+//! | `windivert`| Windows  | `windivert` |
+//! | `bpf`      | macOS    | `bpf` |
 //! | `file`     | any      | [`crate::file`] (replay) |
 //!
 //! [`open_live`] opens one; [`Backend::default_live`] names the best one for this platform.

@@ -119,10 +119,10 @@ fn udp_tcp_icmp_and_ipv6_arrive_in_order_with_metadata() {
         return;
     }
     let pair = VethPair::new("afp");
+    let t0 = now_ns();
     let mut src = open_in(&pair.b, LiveConfig::new(VethPair::B_IF));
     assert_eq!(src.interfaces().len(), 1);
     assert_eq!(src.interfaces()[0].link_type, LinkType::ETHERNET);
-    let t0 = now_ns();
 
     // A TCP listener in b; it echoes what it reads, upper-cased.
     let listener = pair
@@ -181,7 +181,8 @@ fn udp_tcp_icmp_and_ipv6_arrive_in_order_with_metadata() {
         assert!(g.ts_ns >= last, "timestamps go back: {} < {last}", g.ts_ns);
         assert!(
             g.ts_ns >= t0 - 1_000_000 && g.ts_ns <= t1,
-            "timestamp outside the test"
+            "timestamp {} outside the test [{t0}, {t1}]",
+            g.ts_ns
         );
         last = g.ts_ns;
     }

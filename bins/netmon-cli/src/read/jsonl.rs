@@ -33,6 +33,9 @@ pub(crate) fn write_record<W: Write>(
     if let Some(name) = meta.iface_name {
         o.bytes("iface_name", name.as_bytes())?;
     }
+    if meta.direction != netmon_capture::Direction::Unknown {
+        o.str("direction", meta.direction.as_str())?;
+    }
     o.display("link_type", meta.link_type)?;
     o.u64("cap_len", u64::from(meta.cap_len))?;
     o.u64("orig_len", u64::from(meta.orig_len))?;

@@ -6,12 +6,12 @@
 //! per packet: the summary counts into fixed arrays, so reading is bound by parsing and
 //! checksum verification.
 
-mod decode;
-mod fastfmt;
-mod jsonl;
+pub(crate) mod decode;
+pub(crate) mod fastfmt;
+pub(crate) mod jsonl;
 mod proto;
 mod summary;
-mod text;
+pub(crate) mod text;
 
 use std::fmt;
 use std::io::{self, BufWriter, IsTerminal, Write};
