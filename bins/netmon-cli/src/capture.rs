@@ -320,6 +320,10 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
                 }
             }
             Ok(Next::Timeout) => {
+                if let Some((engine, sink)) = &mut flows {
+                    // The link is quiet: let idle flows end on the wall clock.
+                    engine.advance(wall_clock(), sink);
+                }
                 if print != Print::Nothing {
                     out.flush()?;
                 }
@@ -358,6 +362,14 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// Now, as a capture timestamp (the kernel stamps packets with the same realtime clock).
+fn wall_clock() -> netmon_capture::Timestamp {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    netmon_capture::Timestamp::from_nanos(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 /// [`describe`], plus what to do when capturing is not allowed.

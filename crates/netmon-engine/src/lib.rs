@@ -273,6 +273,23 @@ impl<E: FlowExt> Engine<E> {
         }
     }
 
+    /// Moves the clocks to `ts` without a packet, never backwards: flows idle past their
+    /// timeout end and the stats windows close. A live capture calls it with the current time
+    /// when its source reports [`Next::Timeout`], so flows end while the link is quiet (the
+    /// kernel's capture timestamps are the same wall clock).
+    pub fn advance<S: EngineSink<E>>(&mut self, ts: Timestamp, sink: &mut S) {
+        if let Some(st) = self.stats.as_mut() {
+            st.advance(ts);
+        }
+        let mut adapter = Adapter {
+            sink: &mut *sink,
+            names: &self.iface_names,
+            stats: self.stats.as_mut(),
+        };
+        self.table.advance(ts, &mut self.ctx, &mut adapter);
+        self.drain(sink);
+    }
+
     /// Ends every flow with `reason` (end of capture, shutdown).
     pub fn finish<S: EngineSink<E>>(&mut self, reason: EndReason, sink: &mut S) {
         let mut adapter = Adapter {

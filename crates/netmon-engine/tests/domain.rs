@@ -107,3 +107,24 @@ fn domain_from_answers_before_and_during_the_flow() {
     assert_eq!(domain([198, 51, 100, 2]).as_deref(), Some("during.example"));
     assert_eq!(domain([198, 51, 100, 3]), None);
 }
+
+/// A live source's idle tick: `Engine::advance` ends flows idle past their timeout without a
+/// packet, and never moves the clock backwards.
+#[test]
+fn advance_ends_idle_flows_without_a_packet() {
+    let mut feed = Feed {
+        engine: Engine::classifying(EngineConfig::default()).unwrap(),
+        out: Records::default(),
+        ts: 1_700_000_000_000_000_000,
+    };
+    feed.answer(1, "example.org", [192, 0, 2, 80]);
+    let t = Timestamp(feed.ts);
+    feed.engine.advance(Timestamp(t.0 + 59_000_000_000), &mut feed.out);
+    assert!(feed.out.0.is_empty(), "ended before the UDP timeout");
+    feed.engine.advance(Timestamp(t.0 - 1_000_000_000), &mut feed.out);
+    assert!(feed.out.0.is_empty());
+    feed.engine.advance(Timestamp(t.0 + 61_000_000_000), &mut feed.out);
+    assert_eq!(feed.out.0.len(), 1);
+    assert_eq!(feed.out.0[0].end_reason, Some("idle_timeout"));
+    assert_eq!(feed.out.0[0].dst_port, Some(53));
+}
