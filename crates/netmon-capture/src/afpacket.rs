@@ -284,14 +284,11 @@ impl AfPacketSource {
             return Err(CaptureError::InvalidArgument("no interface given".into()));
         }
         let what = names.join(",");
+        // Protocol 0: the socket receives nothing until `bind` names ETH_P_ALL below, after
+        // the filter and the ring are in place — so the kernel's counters and the ring start
+        // together, with no unfiltered packet queued before.
         // SAFETY: plain socket(2) call; the result is checked before use.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                i32::from((libc::ETH_P_ALL as u16).to_be()),
-            )
-        };
+        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
         if raw < 0 {
             return Err(os_err(&what, io::Error::last_os_error()));
         }
@@ -479,7 +476,7 @@ impl AfPacketSource {
             }
         });
 
-        let src = AfPacketSource {
+        Ok(AfPacketSource {
             fd,
             wake,
             ring,
@@ -493,11 +490,7 @@ impl AfPacketSource {
             bytes: 0,
             skipped_outgoing: 0,
             kernel: Cell::new((0, 0)),
-        };
-        // Packets counted by the kernel before the filter and ring were in place are not ours.
-        src.read_kernel_stats();
-        src.kernel.set((0, 0));
-        Ok(src)
+        })
     }
 
     /// Frames skipped because they were loopback's outgoing copies (each such frame is also

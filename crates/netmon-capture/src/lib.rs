@@ -44,6 +44,8 @@ pub mod afpacket;
 pub mod file;
 pub mod filter;
 pub mod live;
+#[cfg(all(unix, feature = "libpcap"))]
+pub mod pcap;
 pub mod privilege;
 pub mod writer;
 

@@ -119,11 +119,14 @@ fn advance_ends_idle_flows_without_a_packet() {
     };
     feed.answer(1, "example.org", [192, 0, 2, 80]);
     let t = Timestamp(feed.ts);
-    feed.engine.advance(Timestamp(t.0 + 59_000_000_000), &mut feed.out);
+    feed.engine
+        .advance(Timestamp(t.0 + 59_000_000_000), &mut feed.out);
     assert!(feed.out.0.is_empty(), "ended before the UDP timeout");
-    feed.engine.advance(Timestamp(t.0 - 1_000_000_000), &mut feed.out);
+    feed.engine
+        .advance(Timestamp(t.0 - 1_000_000_000), &mut feed.out);
     assert!(feed.out.0.is_empty());
-    feed.engine.advance(Timestamp(t.0 + 61_000_000_000), &mut feed.out);
+    feed.engine
+        .advance(Timestamp(t.0 + 61_000_000_000), &mut feed.out);
     assert_eq!(feed.out.0.len(), 1);
     assert_eq!(feed.out.0[0].end_reason, Some("idle_timeout"));
     assert_eq!(feed.out.0[0].dst_port, Some(53));
