@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod flows;
+mod ifaces;
 mod input;
 mod json;
 mod read;
@@ -40,6 +41,10 @@ enum Command {
     Stats(stats::StatsArgs),
     /// Run the detectors (scans, sweeps, floods, threshold rules) over a capture file.
     Alerts(stats::AlertsArgs),
+    /// List network interfaces: index, name, MAC, MTU, state, addresses, whether capture works.
+    Interfaces(ifaces::Args),
+    /// List default routes (IPv4 and IPv6): gateway, interface, metric.
+    Gateways(ifaces::Args),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +54,8 @@ fn main() -> ExitCode {
         Command::Flows(args) => flows::run(args),
         Command::Stats(args) => stats::run_stats(args),
         Command::Alerts(args) => stats::run_alerts(args),
+        Command::Interfaces(args) => ifaces::run_interfaces(args),
+        Command::Gateways(args) => ifaces::run_gateways(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
