@@ -8,6 +8,7 @@
 
 mod capture;
 mod flows;
+mod ifaces;
 mod input;
 mod json;
 mod read;
@@ -43,6 +44,10 @@ enum Command {
     Alerts(stats::AlertsArgs),
     /// Capture live from network interfaces: print, write to a file, or follow flows.
     Capture(capture::Args),
+    /// List network interfaces: index, name, MAC, MTU, state, addresses, whether capture works.
+    Interfaces(ifaces::Args),
+    /// List default routes (IPv4 and IPv6): gateway, interface, metric.
+    Gateways(ifaces::Args),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +58,8 @@ fn main() -> ExitCode {
         Command::Stats(args) => stats::run_stats(args),
         Command::Alerts(args) => stats::run_alerts(args),
         Command::Capture(args) => capture::run(args),
+        Command::Interfaces(args) => ifaces::run_interfaces(args),
+        Command::Gateways(args) => ifaces::run_gateways(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -43,6 +43,7 @@ pub use netmon_types::{LinkType, Timestamp};
 pub mod afpacket;
 pub mod file;
 pub mod filter;
+pub mod ifaces;
 pub mod live;
 #[cfg(all(unix, feature = "libpcap"))]
 pub mod pcap;
