@@ -41,6 +41,7 @@ pub use netmon_types::{LinkType, Timestamp};
 
 #[cfg(target_os = "linux")]
 pub mod afpacket;
+pub mod bpf;
 pub mod file;
 pub mod filter;
 pub mod live;
