@@ -45,6 +45,7 @@ pub mod bpf;
 pub mod file;
 pub mod filter;
 pub mod live;
+pub mod windivert;
 pub mod writer;
 
 pub use file::{ByteOrder, FileFormat, FileInfo, FileSource, TsResolution, open_file};

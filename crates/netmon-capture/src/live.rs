@@ -215,6 +215,8 @@ pub fn open_live(
     match backend {
         #[cfg(target_os = "linux")]
         Backend::AfPacket => Ok(Box::new(crate::afpacket::AfPacketSource::open(cfg)?)),
+        #[cfg(windows)]
+        Backend::WinDivert => Ok(Box::new(crate::windivert::WinDivertSource::open(cfg)?)),
         #[cfg(target_os = "macos")]
         Backend::Bpf => Ok(Box::new(crate::bpf::BpfSource::open(cfg)?)),
         _ => Err(CaptureError::BackendUnavailable {
