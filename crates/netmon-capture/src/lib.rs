@@ -41,6 +41,7 @@ pub use netmon_types::{LinkType, Timestamp};
 
 #[cfg(target_os = "linux")]
 pub mod afpacket;
+pub mod bpf;
 pub mod file;
 pub mod filter;
 pub mod ifaces;
@@ -48,6 +49,7 @@ pub mod live;
 #[cfg(all(unix, feature = "libpcap"))]
 pub mod pcap;
 pub mod privilege;
+pub mod windivert;
 pub mod writer;
 
 pub use file::{ByteOrder, FileFormat, FileInfo, FileSource, TsResolution, open_file};

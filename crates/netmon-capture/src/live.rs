@@ -217,6 +217,10 @@ pub fn open_live(
         Backend::AfPacket => Ok(Box::new(crate::afpacket::AfPacketSource::open(cfg)?)),
         #[cfg(all(unix, feature = "libpcap"))]
         Backend::Pcap => Ok(Box::new(crate::pcap::PcapSource::open(cfg)?)),
+        #[cfg(windows)]
+        Backend::WinDivert => Ok(Box::new(crate::windivert::WinDivertSource::open(cfg)?)),
+        #[cfg(target_os = "macos")]
+        Backend::Bpf => Ok(Box::new(crate::bpf::BpfSource::open(cfg)?)),
         _ => Err(CaptureError::BackendUnavailable {
             backend: backend.name(),
             available: Backend::names(&Backend::available_live()),
