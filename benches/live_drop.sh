@@ -9,7 +9,9 @@
 #   ../shared/tools/gen_pcap.py -n 2000000 -f 100000 --seed 3 (issue 5's workload).
 #   --mbps/--pps: replay at that rate instead of --topspeed (to find the highest rate both
 #   capture with no drop). Buffers: each tool's default unless given (tcpdump 2 MiB, netmon
-#   64 MiB).
+#   64 MiB). --pin CPU: run both capturing processes on that one core (they share it, as they
+#   would share a busy machine; tcpreplay and the kernel's receive path stay unpinned).
+#   --busy N: also run N busy loops on that core (a machine with other work to do).
 #
 # Needs root (network namespaces), tcpreplay, tcpdump, and a release build of netmon
 # (cargo build --release -p netmon-cli). Traffic only ever crosses the veth pair inside two
@@ -23,6 +25,9 @@ rate=(--topspeed)
 loops=1
 tcpdump_buf=""
 netmon_buf=""
+pin=()
+pincpu=""
+busy=""
 while (($#)); do
     case $1 in
     --mbps) rate=(--mbps="$2") && shift ;;
@@ -30,7 +35,9 @@ while (($#)); do
     --loops) loops=$2 && shift ;;
     --tcpdump-buffer) tcpdump_buf=$2 && shift ;;
     --netmon-buffer) netmon_buf=$2 && shift ;;
-    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' && exit 0 ;;
+    --pin) pin=(taskset -c "$2") && pincpu=$2 && shift ;;
+    --busy) busy=$2 && shift ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//' && exit 0 ;;
     -*) echo "unknown option $1" >&2 && exit 2 ;;
     *) file=$1 ;;
     esac
@@ -56,6 +63,7 @@ cleanup() {
     ip netns del $A 2>/dev/null || true
     ip netns del $B 2>/dev/null || true
     rm -rf "$work"
+    [[ -n ${busy_pid:-} ]] && kill $busy_pid 2>/dev/null || true
 }
 trap cleanup EXIT
 ip netns add $A
@@ -73,14 +81,22 @@ tb=()
 [[ -n $tcpdump_buf ]] && tb=(-B "$tcpdump_buf")
 nb=()
 [[ -n $netmon_buf ]] && nb=(-B "$netmon_buf")
-ip netns exec $B tcpdump -i veth1 -n -w /dev/null "${tb[@]}" 2>"$work/tcpdump.err" &
+ip netns exec $B "${pin[@]}" tcpdump -i veth1 -n -w /dev/null "${tb[@]}" 2>"$work/tcpdump.err" &
 tcpdump_pid=$!
-ip netns exec $B "$netmon" capture -i veth1 -w /dev/null "${nb[@]}" 2>"$work/netmon.err" &
+ip netns exec $B "${pin[@]}" "$netmon" capture -i veth1 -w /dev/null "${nb[@]}" 2>"$work/netmon.err" &
 netmon_pid=$!
 for _ in $(seq 100); do
     grep -q "listening on" "$work/tcpdump.err" && grep -q "capturing on" "$work/netmon.err" && break
     sleep 0.1
 done
+if [[ -n $busy ]]; then
+    [[ -n $pincpu ]] || { echo "--busy needs --pin CPU" >&2; exit 2; }
+    busy_pid=""
+    for _ in $(seq "$busy"); do
+        taskset -c "$pincpu" sh -c 'while :; do :; done' &
+        busy_pid="$busy_pid $!"
+    done
+fi
 # Let the link's own start-up packets (IPv6 MLD, router solicitations) pass first.
 sleep 1
 
@@ -103,7 +119,7 @@ nm_cap=$(sed -E 's/^netmon: ([0-9]+) packets captured.*/\1/' <<<"$nm_line")
 nm_recv=$(sed -E 's/.*kernel: ([0-9]+) received.*/\1/' <<<"$nm_line")
 nm_drop=$(sed -E 's/.*received, ([0-9]+) dropped.*/\1/' <<<"$nm_line")
 
-echo "file: $file ($(basename "$file"), loops $loops, ${rate[*]})"
+echo "file: $file (loops $loops, ${rate[*]}${pin:+, captures pinned: ${pin[*]}}${busy:+, $busy busy loops beside them})"
 echo "tcpreplay: $sent packets sent in ${secs:-?} s (${failed:-0} failed to send); $rated"
 echo "veth1 RX counter: $((rx1 - rx0)) packets (what reached the receiving side)"
 printf '%-10s %12s %14s %14s\n' tool captured "kernel recv" "kernel drops"

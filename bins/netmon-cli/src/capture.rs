@@ -376,7 +376,7 @@ fn wall_clock() -> netmon_capture::Timestamp {
 fn describe_live(e: &netmon_capture::CaptureError) -> String {
     use netmon_capture::CaptureError as E;
     match e {
-        E::PermissionDenied { .. } => {
+        E::PermissionDenied { .. } if cfg!(target_os = "linux") => {
             let exe = std::env::current_exe()
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|_| "netmon".into());
@@ -386,6 +386,10 @@ fn describe_live(e: &netmon_capture::CaptureError) -> String {
                  or read a capture file with `netmon read`"
             )
         }
+        E::PermissionDenied { .. } => format!(
+            "{e}: run netmon with those rights (add --user NAME to drop them once the capture \
+             is open), or read a capture file with `netmon read`"
+        ),
         E::NoSuchInterface { .. } => format!("{e} (`netmon interfaces` lists them)"),
         _ => describe(e),
     }

@@ -230,6 +230,18 @@ pub trait CaptureSource: Send {
     fn stop_handle(&self) -> StopHandle;
 }
 
+/// What capturing with `backend` needs, for [`CaptureError::PermissionDenied`].
+pub fn permission_needs(backend: &str) -> &'static str {
+    match backend {
+        "bpf" => "bpf capture needs read access to /dev/bpf* (root, or the access_bpf group)",
+        "windivert" => "windivert capture needs Administrator rights",
+        "pcap" if !cfg!(target_os = "linux") => {
+            "pcap capture needs root or access to the capture device"
+        }
+        _ => "capturing needs CAP_NET_RAW (root, or setcap on the binary)",
+    }
+}
+
 /// Errors from capture sources and writers.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -290,7 +302,7 @@ pub enum CaptureError {
         available: String,
     },
     /// The process may not capture (no CAP_NET_RAW, no access to the device).
-    #[error("{what}: permission denied ({backend} capture needs CAP_NET_RAW or root)")]
+    #[error("{what}: permission denied ({})", permission_needs(backend))]
     PermissionDenied {
         /// What was being opened (an interface, a device).
         what: String,

@@ -86,7 +86,7 @@ fn io_err(e: impl std::fmt::Display) -> CaptureError {
 fn open_err(e: WinDivertError, filter: &str) -> CaptureError {
     match &e {
         WinDivertError::Open(WinDivertOpenError::AccessDenied) => CaptureError::PermissionDenied {
-            what: "the WinDivert driver (run as Administrator)".into(),
+            what: "the WinDivert driver".into(),
             backend: "windivert",
         },
         WinDivertError::Open(WinDivertOpenError::InvalidParameter)
