@@ -182,6 +182,7 @@ fuzz_target!(|data: &[u8]| {
     let mut held: Option<Vec<u8>> = None;
     let mut send = |engine: &mut Engine, records: &mut Vec<FlowRecord>, ts: i64, f: &[u8]| {
         let meta = PacketMeta {
+            direction: netmon_capture::Direction::Unknown,
             ts: Timestamp(ts),
             iface: 0,
             iface_name: None,
