@@ -233,12 +233,12 @@ pub trait CaptureSource: Send {
 /// What capturing with `backend` needs, for [`CaptureError::PermissionDenied`].
 pub fn permission_needs(backend: &str) -> &'static str {
     match backend {
-        "bpf" => "bpf capture needs read access to /dev/bpf* (root, or the access_bpf group)",
+        "bpf" => "bpf capture needs read access to /dev/bpf*, as root or in the access_bpf group",
         "windivert" => "windivert capture needs Administrator rights",
         "pcap" if !cfg!(target_os = "linux") => {
             "pcap capture needs root or access to the capture device"
         }
-        _ => "capturing needs CAP_NET_RAW (root, or setcap on the binary)",
+        _ => "capturing needs CAP_NET_RAW, as root or through setcap on the binary",
     }
 }
 
