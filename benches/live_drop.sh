@@ -12,6 +12,8 @@
 #   64 MiB). --pin CPU: run both capturing processes on that one core (they share it, as they
 #   would share a busy machine; tcpreplay and the kernel's receive path stay unpinned).
 #   --busy N: also run N busy loops on that core (a machine with other work to do).
+#   --flows: netmon follows and classifies flows (`--flows --format jsonl`, records to
+#   /dev/null) instead of writing the packets to /dev/null.
 #
 # Needs root (network namespaces), tcpreplay, tcpdump, and a release build of netmon
 # (cargo build --release -p netmon-cli). Traffic only ever crosses the veth pair inside two
@@ -28,6 +30,7 @@ netmon_buf=""
 pin=()
 pincpu=""
 busy=""
+nm_mode=(-w /dev/null)
 while (($#)); do
     case $1 in
     --mbps) rate=(--mbps="$2") && shift ;;
@@ -37,6 +40,7 @@ while (($#)); do
     --netmon-buffer) netmon_buf=$2 && shift ;;
     --pin) pin=(taskset -c "$2") && pincpu=$2 && shift ;;
     --busy) busy=$2 && shift ;;
+    --flows) nm_mode=(--flows --format jsonl) ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//' && exit 0 ;;
     -*) echo "unknown option $1" >&2 && exit 2 ;;
     *) file=$1 ;;
@@ -83,7 +87,8 @@ nb=()
 [[ -n $netmon_buf ]] && nb=(-B "$netmon_buf")
 ip netns exec $B "${pin[@]}" tcpdump -i veth1 -n -w /dev/null "${tb[@]}" 2>"$work/tcpdump.err" &
 tcpdump_pid=$!
-ip netns exec $B "${pin[@]}" "$netmon" capture -i veth1 -w /dev/null "${nb[@]}" 2>"$work/netmon.err" &
+ip netns exec $B "${pin[@]}" "$netmon" capture -i veth1 "${nm_mode[@]}" "${nb[@]}" \
+    >/dev/null 2>"$work/netmon.err" &
 netmon_pid=$!
 for _ in $(seq 100); do
     grep -q "listening on" "$work/tcpdump.err" && grep -q "capturing on" "$work/netmon.err" && break
@@ -119,7 +124,7 @@ nm_cap=$(sed -E 's/^netmon: ([0-9]+) packets captured.*/\1/' <<<"$nm_line")
 nm_recv=$(sed -E 's/.*kernel: ([0-9]+) received.*/\1/' <<<"$nm_line")
 nm_drop=$(sed -E 's/.*received, ([0-9]+) dropped.*/\1/' <<<"$nm_line")
 
-echo "file: $file (loops $loops, ${rate[*]}${pin:+, captures pinned: ${pin[*]}}${busy:+, $busy busy loops beside them})"
+echo "file: $file (netmon ${nm_mode[*]}; loops $loops, ${rate[*]}${pin:+, captures pinned: ${pin[*]}}${busy:+, $busy busy loops beside them})"
 echo "tcpreplay: $sent packets sent in ${secs:-?} s (${failed:-0} failed to send); $rated"
 echo "veth1 RX counter: $((rx1 - rx0)) packets (what reached the receiving side)"
 printf '%-10s %12s %14s %14s\n' tool captured "kernel recv" "kernel drops"
