@@ -167,7 +167,13 @@ impl Writer {
     ) -> Result<(), netmon_capture::CaptureError> {
         match self {
             Writer::Pcap(w) => w.write_packet(p.meta.ts, p.data, p.meta.orig_len),
-            Writer::PcapNg(w) => w.write_packet(p.meta.ts, p.meta.iface, p.data, p.meta.orig_len),
+            Writer::PcapNg(w) => w.write_packet_dir(
+                p.meta.ts,
+                p.meta.iface,
+                p.data,
+                p.meta.orig_len,
+                p.meta.direction,
+            ),
         }
     }
 

@@ -310,6 +310,20 @@ impl<W: Write> PcapNgWriter<W> {
         data: &[u8],
         orig_len: u32,
     ) -> Result<(), CaptureError> {
+        self.write_packet_dir(ts, iface, data, orig_len, crate::Direction::Unknown)
+    }
+
+    /// [`write_packet`](PcapNgWriter::write_packet) for a frame whose direction is known: an
+    /// `epb_flags` option records it (bits 0-1: 1 inbound, 2 outbound), as tshark shows in
+    /// `frame.packet_flags_direction` and [`crate::FileSource`] reads back.
+    pub fn write_packet_dir(
+        &mut self,
+        ts: Timestamp,
+        iface: u32,
+        data: &[u8],
+        orig_len: u32,
+        direction: crate::Direction,
+    ) -> Result<(), CaptureError> {
         let Some(&snaplen) = self.snaplens.get(iface as usize) else {
             return Err(CaptureError::InvalidArgument(format!(
                 "interface {iface} was not added (the writer has {})",
@@ -322,7 +336,18 @@ impl<W: Write> PcapNgWriter<W> {
         }
         let nanos = check_ts(ts)?;
         let pad = pad4(cap as usize);
-        let total = 32 + cap + pad as u32;
+        // epb_flags (code 2, 4 bytes) and opt_endofopt: 12 bytes of options.
+        let flags: u32 = match direction {
+            crate::Direction::Unknown => 0,
+            crate::Direction::Inbound => 1,
+            crate::Direction::Outbound => 2,
+        };
+        let opts: &[u8] = if flags == 0 {
+            &[]
+        } else {
+            &[2, 0, 4, 0, flags as u8, 0, 0, 0, 0, 0, 0, 0]
+        };
+        let total = 32 + cap + pad as u32 + opts.len() as u32;
         let hdr: [u8; 28] = le_words([
             6,
             total,
@@ -338,6 +363,7 @@ impl<W: Write> PcapNgWriter<W> {
             .write_all(&hdr)
             .and_then(|()| self.out.write_all(body))
             .and_then(|()| self.out.write_all(padding.get(..pad).unwrap_or(&[])))
+            .and_then(|()| self.out.write_all(opts))
             .and_then(|()| self.out.write_all(&total.to_le_bytes()))
             .map_err(|e| io_error(&self.name, e))?;
         self.packets += 1;

@@ -303,3 +303,64 @@ fn create_files_on_disk() {
     let e = PcapNgWriter::create("/nonexistent/dir/x.pcapng").unwrap_err();
     assert!(e.to_string().contains("/nonexistent/dir/x.pcapng"), "{e}");
 }
+
+/// Directions written as `epb_flags` come back from the reader and from tshark.
+#[test]
+fn pcapng_direction_round_trips_through_epb_flags() {
+    use netmon_capture::{Direction, Next};
+    let dirs = [
+        Direction::Inbound,
+        Direction::Outbound,
+        Direction::Unknown,
+        Direction::Outbound,
+    ];
+    let mut w = PcapNgWriter::new(Vec::new()).unwrap();
+    w.add_interface("eth0", LinkType::ETHERNET, 0).unwrap();
+    for (i, d) in dirs.iter().enumerate() {
+        // Odd lengths: the options follow padded data.
+        let frame = vec![i as u8; 61 + i];
+        w.write_packet_dir(
+            Timestamp(1_700_000_000_000_000_000),
+            0,
+            &frame,
+            61 + i as u32,
+            *d,
+        )
+        .unwrap();
+    }
+    let bytes = w.into_inner().unwrap();
+    let mut src = from_bytes(bytes.clone(), 7).unwrap();
+    let mut got = Vec::new();
+    while let Next::Packet(p) = src.next_packet().unwrap() {
+        assert_eq!(p.data.len(), 61 + got.len());
+        got.push(p.meta.direction);
+    }
+    assert_eq!(got, dirs);
+
+    let Some(tshark) = netmon_testkit::tshark() else {
+        netmon_testkit::tshark_missing("epb_flags direction");
+        return;
+    };
+    let path = std::env::temp_dir().join(format!("netmon-epb-dir-{}.pcapng", std::process::id()));
+    std::fs::write(&path, &bytes).unwrap();
+    let out = std::process::Command::new(tshark)
+        .args(["-r", path.to_str().unwrap(), "-T", "fields"])
+        .args(["-e", "frame.packet_flags_direction", "-e", "frame.len"])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        lines,
+        ["0x00000001\t61", "0x00000002\t62", "\t63", "0x00000002\t64"]
+    );
+}
