@@ -400,3 +400,39 @@ fn exclusions_leave_our_own_traffic_out() {
     }
     assert_eq!(out.lines().count(), 3);
 }
+
+#[test]
+fn the_pcap_backend_from_the_command_line() {
+    if netns::unavailable().is_some() {
+        return;
+    }
+    let pair = VethPair::new("clib");
+    let (child, err) = start(
+        &pair.b,
+        &[
+            "-i",
+            "veth1",
+            "--backend",
+            "pcap",
+            "-f",
+            "udp port 5561",
+            "-c",
+            "10",
+            "--json",
+        ],
+    );
+    send_udp(&pair, 5561, 10);
+    let (code, out, rest) = finish(child, err, Duration::from_secs(10));
+    assert_eq!(code, 0, "{rest}");
+    let lens: Vec<String> = out
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert_eq!(v["iface_name"], "veth1");
+            assert_eq!(v["dst_port"], 5561);
+            v["orig_len"].to_string()
+        })
+        .collect();
+    assert_eq!(lens, vec!["46"; 10]);
+    assert!(rest.contains("10 packets captured; kernel: "), "{rest}");
+}
