@@ -49,32 +49,6 @@ fn s<'a>(v: &'a Value, key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no string {key} in {v}"))
 }
 
-/// Waits until `veth0` has its IPv6 link-local address: the kernel adds it when the carrier
-/// comes up, asynchronously, so a comparison made before could race with it.
-fn wait_link_local(ns: &Netns) {
-    let t0 = std::time::Instant::now();
-    while ns
-        .ok(&[
-            "ip",
-            "-6",
-            "addr",
-            "show",
-            "dev",
-            VethPair::A_IF,
-            "scope",
-            "link",
-        ])
-        .trim()
-        .is_empty()
-    {
-        assert!(
-            t0.elapsed().as_secs() < 10,
-            "no link-local address on veth0 after 10 s"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-}
-
 /// A namespace pair where `a` has a distinct MTU and IPv4 and IPv6 default routes.
 fn setup(tag: &str) -> VethPair {
     let p = VethPair::new(tag);
@@ -91,7 +65,7 @@ fn setup(tag: &str) -> VethPair {
         "metric",
         "77",
     ]);
-    wait_link_local(&p.a);
+    p.a.wait_link_local(VethPair::A_IF);
     p
 }
 

@@ -25,32 +25,6 @@ fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
     v[key].as_str().unwrap_or_else(|| panic!("no {key} in {v}"))
 }
 
-/// Waits until `veth0` has its IPv6 link-local address: the kernel adds it when the carrier
-/// comes up, asynchronously, so a comparison made before could race with it.
-fn wait_link_local(ns: &Netns) {
-    let t0 = std::time::Instant::now();
-    while ns
-        .ok(&[
-            "ip",
-            "-6",
-            "addr",
-            "show",
-            "dev",
-            VethPair::A_IF,
-            "scope",
-            "link",
-        ])
-        .trim()
-        .is_empty()
-    {
-        assert!(
-            t0.elapsed().as_secs() < 10,
-            "no link-local address on veth0 after 10 s"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-}
-
 /// Our interfaces against `ip -j addr show`: the same indexes, names, MTUs, flags, MACs and
 /// addresses.
 fn assert_matches_ip(ours: &[NetInterface], ip: &[Value]) {
@@ -160,7 +134,7 @@ fn interfaces_and_gateways_of_a_setns_thread() {
         "metric",
         "77",
     ]);
-    wait_link_local(&p.a);
+    p.a.wait_link_local(VethPair::A_IF);
 
     let (list, routes) = p.a.run(|| {
         (

@@ -90,6 +90,24 @@ impl Netns {
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
+    /// Waits (at most 10 s) until `ifname` has its IPv6 link-local address: the kernel adds it
+    /// asynchronously when the carrier comes up, so comparing address lists before could race
+    /// with it.
+    pub fn wait_link_local(&self, ifname: &str) {
+        let t0 = std::time::Instant::now();
+        while self
+            .ok(&["ip", "-6", "addr", "show", "dev", ifname, "scope", "link"])
+            .trim()
+            .is_empty()
+        {
+            assert!(
+                t0.elapsed().as_secs() < 10,
+                "no link-local address on {ifname} after 10 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// Runs `f` on a new thread that has entered this namespace (`setns`), and returns its
     /// result. Sockets opened there stay in the namespace, whichever thread uses them later.
     pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
