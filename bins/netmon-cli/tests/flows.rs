@@ -899,3 +899,33 @@ fn hostile_strings_from_packets_are_bounded_and_escaped_in_every_format() {
     );
     let _ = std::fs::remove_file(&path);
 }
+
+/// `--shards N` runs the sharded pipeline: the same records (ids and DNS domains aside), in
+/// another order; 0 shards is a usage error.
+#[test]
+fn shards_give_the_same_records() {
+    let demo = common::fixture("demo.pcap");
+    let norm = |out: String| -> Vec<String> {
+        let mut v: Vec<String> = out
+            .lines()
+            .map(|l| {
+                let mut r: serde_json::Value = serde_json::from_str(l).unwrap();
+                r["id"] = 0.into();
+                r["domain"] = serde_json::Value::Null;
+                r.to_string()
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let one = norm(common::ok(&["flows", "--format", "jsonl", &demo]));
+    assert!(one.len() > 10);
+    for n in ["1", "2", "3"] {
+        let got = norm(common::ok(&[
+            "flows", "--format", "jsonl", "--shards", n, &demo,
+        ]));
+        assert_eq!(got, one, "--shards {n}");
+    }
+    let o = common::netmon(&["flows", "--shards", "0", &demo]);
+    assert_eq!(o.status.code(), Some(2));
+}

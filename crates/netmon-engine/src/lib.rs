@@ -46,7 +46,9 @@
 )]
 
 pub mod filter;
+mod hash;
 pub mod record;
+pub mod sharded;
 
 use netmon_capture::{CaptureError, CaptureSource, CaptureStats, Next, PacketMeta};
 pub use netmon_classify::classifier::{ClassifyConfig, ClassifyCtx, FlowClass};
@@ -71,6 +73,21 @@ pub struct EngineConfig {
     /// Statistics and detectors; `None` leaves them out (e.g. `netmon flows`, which needs
     /// neither and runs faster without).
     pub stats: Option<StatsConfig>,
+    /// Without local `stats`: hand the observations the stats would take to the sink instead
+    /// ([`EngineSink::packet_observed`], [`EngineSink::flow_observed`]) — how a shard feeds the
+    /// one statistics aggregator of the [`sharded`] pipeline.
+    pub observe: bool,
+}
+
+/// Which flow event an observation comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlowEvent {
+    /// The flow's first packet.
+    Start,
+    /// A change (state, counters) or a periodic update.
+    Update,
+    /// The flow ended.
+    End,
 }
 
 /// Receives what the pipeline produces. Every method has an empty default.
@@ -85,6 +102,11 @@ pub trait EngineSink<E> {
     fn alert(&mut self, _event: &AlertEvent) {}
     /// A window value closed (with stats and its series enabled).
     fn series(&mut self, _point: &SeriesPoint) {}
+    /// With [`EngineConfig::observe`] and no local stats: what the stats would count for one
+    /// packet (its interface name left out: the receiver keeps the names).
+    fn packet_observed(&mut self, _obs: &PacketObs<'_>) {}
+    /// With [`EngineConfig::observe`] and no local stats: what the stats would see of a flow.
+    fn flow_observed(&mut self, _event: FlowEvent, _obs: &FlowObs) {}
 }
 
 impl<E> EngineSink<E> for () {}
@@ -134,6 +156,7 @@ pub struct Engine<E: FlowExt = FlowClass> {
     table: FlowTable<E>,
     ctx: E::Ctx,
     stats: Option<Stats>,
+    observe: bool,
     iface_names: Vec<Option<String>>,
     summary: Summary,
 }
@@ -168,11 +191,13 @@ impl Engine<FlowClass> {
 impl<E: FlowExt> Engine<E> {
     /// A pipeline whose flow extension uses `ctx` (e.g. a configured classifier context).
     pub fn with_context(cfg: EngineConfig, ctx: E::Ctx) -> Result<Engine<E>, ConfigError> {
+        let observe = cfg.observe && cfg.stats.is_none();
         let stats = cfg.stats.map(Stats::new).transpose()?;
         Ok(Engine {
             table: FlowTable::new(cfg.flow),
             ctx,
             stats,
+            observe,
             iface_names: Vec::new(),
             summary: Summary::default(),
         })
@@ -229,6 +254,7 @@ impl<E: FlowExt> Engine<E> {
         let (table, ctx, summary) = (&mut self.table, &mut self.ctx, &mut self.summary);
         let names = &self.iface_names;
         let mut stats = self.stats.as_mut();
+        let observe = self.observe;
         Packet::parse_frame_with(meta.link_type, data, meta.orig_len as usize, |p| {
             if p.error.is_some() {
                 summary.parse_errors += 1;
@@ -245,6 +271,7 @@ impl<E: FlowExt> Engine<E> {
                 sink: &mut *sink,
                 names,
                 stats: stats.as_deref_mut(),
+                observe,
             };
             let seen = table.observe(info, p, ctx, &mut adapter);
             if let Some(st) = stats {
@@ -254,6 +281,12 @@ impl<E: FlowExt> Engine<E> {
                     .and_then(|o| table.get(o.flow))
                     .and_then(|f| f.ext.app());
                 st.on_packet(&obs);
+            } else if observe {
+                let mut obs = PacketObs::from_packet(meta.ts, meta.iface, None, p);
+                obs.app = seen
+                    .and_then(|o| table.get(o.flow))
+                    .and_then(|f| f.ext.app());
+                sink.packet_observed(&obs);
             }
         });
         self.drain(sink);
@@ -285,6 +318,7 @@ impl<E: FlowExt> Engine<E> {
             sink: &mut *sink,
             names: &self.iface_names,
             stats: self.stats.as_mut(),
+            observe: self.observe,
         };
         self.table.advance(ts, &mut self.ctx, &mut adapter);
         self.drain(sink);
@@ -296,6 +330,7 @@ impl<E: FlowExt> Engine<E> {
             sink: &mut *sink,
             names: &self.iface_names,
             stats: self.stats.as_mut(),
+            observe: self.observe,
         };
         self.table.flush(reason, &mut self.ctx, &mut adapter);
         if let Some(st) = self.stats.as_mut() {
@@ -348,6 +383,8 @@ struct Adapter<'s, S> {
     sink: &'s mut S,
     names: &'s [Option<String>],
     stats: Option<&'s mut Stats>,
+    /// No local stats: forward observations to the sink.
+    observe: bool,
 }
 
 impl<S> Adapter<'_, S> {
@@ -360,6 +397,8 @@ impl<E: FlowExt, S: EngineSink<E>> FlowSink<E> for Adapter<'_, S> {
     fn on_start(&mut self, flow: &Flow<E>) {
         if let Some(st) = self.stats.as_deref_mut() {
             st.on_flow_start(&flow_obs(flow));
+        } else if self.observe {
+            self.sink.flow_observed(FlowEvent::Start, &flow_obs(flow));
         }
         self.sink
             .flow_started(flow, Self::name(self.names, flow.core.key.iface()));
@@ -367,6 +406,8 @@ impl<E: FlowExt, S: EngineSink<E>> FlowSink<E> for Adapter<'_, S> {
     fn on_update(&mut self, flow: &Flow<E>) {
         if let Some(st) = self.stats.as_deref_mut() {
             st.on_flow_update(&flow_obs(flow));
+        } else if self.observe {
+            self.sink.flow_observed(FlowEvent::Update, &flow_obs(flow));
         }
         self.sink
             .flow_updated(flow, Self::name(self.names, flow.core.key.iface()));
@@ -374,11 +415,15 @@ impl<E: FlowExt, S: EngineSink<E>> FlowSink<E> for Adapter<'_, S> {
     fn on_change(&mut self, flow: &Flow<E>) {
         if let Some(st) = self.stats.as_deref_mut() {
             st.on_flow_update(&flow_obs(flow));
+        } else if self.observe {
+            self.sink.flow_observed(FlowEvent::Update, &flow_obs(flow));
         }
     }
     fn on_end(&mut self, flow: &Flow<E>) {
         if let Some(st) = self.stats.as_deref_mut() {
             st.on_flow_end(&flow_obs(flow));
+        } else if self.observe {
+            self.sink.flow_observed(FlowEvent::End, &flow_obs(flow));
         }
         self.sink
             .flow_ended(flow, Self::name(self.names, flow.core.key.iface()));

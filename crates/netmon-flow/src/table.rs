@@ -86,6 +86,11 @@ pub struct FlowConfig {
     pub fragment_timeout: i64,
     /// How many tunnel levels are decapsulated and tracked as inner flows (0 = none).
     pub tunnel_depth: u8,
+    /// Flow ids are `id_first`, `id_first + id_step`, ...: tables of a sharded pipeline take
+    /// `shard + 1` and the shard count, so ids stay unique across shards. Defaults 1 and 1.
+    pub id_first: u64,
+    /// See [`FlowConfig::id_first`]; 0 counts as 1.
+    pub id_step: u64,
 }
 
 impl Default for FlowConfig {
@@ -98,6 +103,8 @@ impl Default for FlowConfig {
             max_fragments: 1 << 16,
             fragment_timeout: 60 * SEC,
             tunnel_depth: 2,
+            id_first: 1,
+            id_step: 1,
         }
     }
 }
@@ -250,7 +257,7 @@ impl<E: FlowExt> FlowTable<E> {
             orphans: Vec::new(),
             clock: i64::MIN,
             started: false,
-            next_id: 1,
+            next_id: cfg.id_first,
             live: 0,
             stats: TableStats::default(),
         }
@@ -717,7 +724,9 @@ impl<E: FlowExt> FlowTable<E> {
     /// Puts a new flow into a free slot (or a new one), indexes it and links it. The caller
     /// announces it (`on_start`) once its first packet is counted.
     fn insert(&mut self, core: FlowCore, h: u64) -> u32 {
-        self.next_id = self.next_id.max(core.id + 1);
+        self.next_id = self
+            .next_id
+            .max(core.id.saturating_add(self.cfg.id_step.max(1)));
         let slot = Slot {
             flow: Flow {
                 core,

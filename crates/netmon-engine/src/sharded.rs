@@ -1,0 +1,596 @@
+//! The multi-core pipeline: one reader, N flow shards, one statistics aggregator.
+//!
+//! ```text
+//! source ─▶ reader (caller's thread) ──batches──▶ shard 0 ─┐  (Engine: flows + classification)
+//!            symmetric address hash   ──batches──▶ shard 1 ─┼─events─▶ aggregator ─▶ PipelineSink
+//!                                       …                   ┘  (stats, detectors; records out)
+//! ```
+//!
+//! - The reader copies each frame into the current batch of the shard its **symmetric address
+//!   hash** picks (both directions of a flow, and every fragment of a datagram, hash alike; an
+//!   ICMP error goes where the packet it quotes went, so errors still link to their flow).
+//!   Batches are recycled: in steady state nothing is allocated per packet.
+//! - Each shard owns an [`Engine`] (flow table and classifier): no lock on the packet path. It
+//!   builds the [`FlowRecord`] of every ended flow and forwards what the statistics would see
+//!   ([`EngineConfig::observe`]) in event batches.
+//! - The aggregator owns the one [`Stats`] (windows, hierarchy, talkers, detectors), so scans
+//!   whose probes fall into different shards are still seen as one scan, and it hands records,
+//!   alerts and series points to the [`PipelineSink`].
+//! - Backpressure is explicit: each shard has a fixed pool of batches. With
+//!   [`Backpressure::Block`] (replay) the reader waits for a free batch; with
+//!   [`Backpressure::Drop`] (live) it drops the packet and counts it in
+//!   [`PipelineCounters::dropped`], per shard.
+//! - Every shard's clock follows the reader's: each batch carries the latest timestamp read,
+//!   and the shard moves its timers to it after the batch, so flows time out as in one engine.
+//!
+//! With one shard the records and statistics are those of a single [`Engine`]. With several,
+//! each flow's record is the same, but records come out in a different order, and the
+//! statistics see the shards' packets interleaved batch by batch (a packet can be counted in
+//! the second after its own when batches straddle a second; `Counters::late_packets` counts
+//! them). DNS answers are correlated with flows of the same shard only.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+use netmon_capture::{CaptureError, CaptureSource, Direction, LinkType, Next, PacketMeta};
+use netmon_classify::classifier::{ClassifyCtx, FlowClass};
+use netmon_flow::{EndReason, Flow};
+use netmon_stats::{AlertEvent, FlowObs, PacketObs, SeriesPoint, Stats};
+use netmon_types::Timestamp;
+
+use crate::{ConfigError, Engine, EngineConfig, EngineSink, FlowEvent, FlowRecord, Summary};
+
+/// What the reader does when a shard has no free batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backpressure {
+    /// Wait (replay: nothing may be lost, the file can wait).
+    Block,
+    /// Drop the packet and count it (live: never stall the kernel ring).
+    Drop,
+}
+
+/// How the pipeline is split over threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShardConfig {
+    /// Flow shards (threads), at least 1.
+    pub shards: usize,
+    /// Packets per batch.
+    pub batch_packets: usize,
+    /// Batches per shard (the queue's depth plus the one being filled and the one processed).
+    pub batches_per_shard: usize,
+    /// What happens when a shard falls behind.
+    pub backpressure: Backpressure,
+}
+
+impl Default for ShardConfig {
+    fn default() -> ShardConfig {
+        ShardConfig {
+            shards: 1,
+            batch_packets: 256,
+            batches_per_shard: 16,
+            backpressure: Backpressure::Block,
+        }
+    }
+}
+
+/// Receives what the pipeline produces, on the aggregator's thread.
+pub trait PipelineSink: Send {
+    /// A flow ended.
+    fn flow_ended(&mut self, _record: FlowRecord) {}
+    /// A detector raised or closed an alert.
+    fn alert(&mut self, _event: &AlertEvent) {}
+    /// A window value closed.
+    fn series(&mut self, _point: &SeriesPoint) {}
+}
+
+impl PipelineSink for Vec<FlowRecord> {
+    fn flow_ended(&mut self, record: FlowRecord) {
+        self.push(record);
+    }
+}
+
+/// Counters of the stages, readable while the pipeline runs (all relaxed atomics, updated per
+/// batch, never per packet).
+#[derive(Debug)]
+pub struct PipelineCounters {
+    /// Frames read from the source.
+    pub read: AtomicU64,
+    /// Frames handed to each shard.
+    pub to_shard: Vec<AtomicU64>,
+    /// Frames dropped because the shard had no free batch ([`Backpressure::Drop`]).
+    pub dropped: Vec<AtomicU64>,
+    /// Frames each shard processed.
+    pub processed: Vec<AtomicU64>,
+    /// Flow records handed to the sink.
+    pub records: AtomicU64,
+    /// Event batches the aggregator handled.
+    pub event_batches: AtomicU64,
+}
+
+impl PipelineCounters {
+    /// Zeroed counters for `shards` shards.
+    pub fn new(shards: usize) -> PipelineCounters {
+        let v = || (0..shards).map(|_| AtomicU64::new(0)).collect();
+        PipelineCounters {
+            read: AtomicU64::new(0),
+            to_shard: v(),
+            dropped: v(),
+            processed: v(),
+            records: AtomicU64::new(0),
+            event_batches: AtomicU64::new(0),
+        }
+    }
+
+    /// Sum of [`PipelineCounters::dropped`].
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.iter().map(|d| d.load(Ordering::Relaxed)).sum()
+    }
+}
+
+/// What [`run_sharded`] returns.
+#[derive(Debug)]
+pub struct ShardedOutcome {
+    /// Counters of the whole run: shard summaries added up, the source's counters.
+    pub summary: Summary,
+    /// Each shard's summary.
+    pub shards: Vec<Summary>,
+    /// The source's error, if it ended with one.
+    pub error: Option<CaptureError>,
+}
+
+/// One frame's place in a batch.
+#[derive(Clone, Copy, Debug)]
+struct Rec {
+    ts: Timestamp,
+    iface: u32,
+    link_type: LinkType,
+    direction: Direction,
+    orig_len: u32,
+    start: u32,
+    len: u32,
+}
+
+/// Frames for one shard, with the reader's clock.
+struct Batch {
+    data: Vec<u8>,
+    recs: Vec<Rec>,
+    clock: Timestamp,
+    names: Arc<Vec<Option<String>>>,
+}
+
+impl Batch {
+    fn new(packets: usize) -> Batch {
+        Batch {
+            data: Vec::with_capacity(packets * 256),
+            recs: Vec::with_capacity(packets),
+            clock: Timestamp::EPOCH,
+            names: Arc::default(),
+        }
+    }
+}
+
+enum ToShard {
+    Batch(Batch),
+    Finish(EndReason),
+}
+
+/// What the statistics would have seen, in the order the shard saw it.
+#[derive(Clone, Copy, Debug)]
+enum Ev {
+    Packet(PacketObs<'static>),
+    Flow(FlowEvent, FlowObs),
+}
+
+/// A shard's output for the aggregator.
+struct Events {
+    shard: usize,
+    evs: Vec<Ev>,
+    records: Vec<FlowRecord>,
+    names: Arc<Vec<Option<String>>>,
+}
+
+/// The shard engine's sink: collects events into the current `Events`.
+struct ShardSink {
+    cur: Events,
+}
+
+impl EngineSink<FlowClass> for ShardSink {
+    fn flow_ended(&mut self, flow: &Flow<FlowClass>, iface_name: Option<&str>) {
+        self.cur.records.push(FlowRecord::new(flow, iface_name));
+    }
+    fn packet_observed(&mut self, obs: &PacketObs<'_>) {
+        let mut o: PacketObs<'static> = PacketObs {
+            iface_name: None,
+            ..PacketObs::new(obs.ts, obs.iface, obs.wire_len)
+        };
+        o.layers = obs.layers;
+        o.app = obs.app;
+        o.l3 = obs.l3;
+        o.ip = obs.ip;
+        o.ports = obs.ports;
+        o.tcp_flags = obs.tcp_flags;
+        o.arp = obs.arp;
+        self.cur.evs.push(Ev::Packet(o));
+    }
+    fn flow_observed(&mut self, event: FlowEvent, obs: &FlowObs) {
+        self.cur.evs.push(Ev::Flow(event, *obs));
+    }
+}
+
+/// Which shard a frame belongs to: a hash of its two IP addresses, order-independent (for an
+/// ICMP error, those of the packet it quotes). Frames without IP go to shard 0.
+pub fn shard_of(link_type: LinkType, frame: &[u8], shards: usize) -> usize {
+    if shards <= 1 {
+        return 0;
+    }
+    let h = crate::hash::symmetric_ip_hash(link_type, frame).unwrap_or(0);
+    // Multiply-shift onto 0..shards.
+    ((u128::from(h) * shards as u128) >> 64) as usize
+}
+
+/// Runs `source` through `shards.shards` flow shards and one aggregator until it ends, then
+/// ends every flow with [`EndReason::EndOfCapture`]. `counters`, if given, is updated while it
+/// runs (for self-metrics).
+pub fn run_sharded<S: PipelineSink>(
+    cfg: &EngineConfig,
+    shards: &ShardConfig,
+    source: &mut dyn CaptureSource,
+    sink: &mut S,
+    counters: Option<Arc<PipelineCounters>>,
+) -> Result<ShardedOutcome, ConfigError> {
+    let n = shards.shards.max(1);
+    let counters = counters.unwrap_or_else(|| Arc::new(PipelineCounters::new(n)));
+    let mut stats = cfg.stats.clone().map(Stats::new).transpose()?;
+    let shard_cfg = EngineConfig {
+        stats: None,
+        observe: stats.is_some(),
+        ..cfg.clone()
+    };
+    // Validate once, before any thread starts.
+    let mut engines = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut c = shard_cfg.clone();
+        // Ids unique across shards: shard i numbers its flows i+1, i+1+n, ...
+        c.flow.id_first = i as u64 + 1;
+        c.flow.id_step = n as u64;
+        let ctx = ClassifyCtx::new(c.classify.clone());
+        engines.push(Engine::with_context(c, ctx)?);
+    }
+    let per = shards.batches_per_shard.max(2);
+    let batch_packets = shards.batch_packets.max(1);
+
+    let (ev_tx, ev_rx) = bounded::<Events>(n * per);
+    let mut to_shard: Vec<Sender<ToShard>> = Vec::with_capacity(n);
+    let mut free: Vec<Receiver<Batch>> = Vec::with_capacity(n);
+    let mut shard_ends = Vec::with_capacity(n);
+    let mut ev_free_tx = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (tx, rx) = bounded::<ToShard>(per);
+        let (free_tx, free_rx) = bounded::<Batch>(per);
+        for _ in 0..per {
+            let _ = free_tx.send(Batch::new(batch_packets));
+        }
+        let (evf_tx, evf_rx) = bounded::<Events>(per + 2);
+        to_shard.push(tx);
+        free.push(free_rx);
+        ev_free_tx.push(evf_tx.clone());
+        shard_ends.push((rx, free_tx, evf_tx, evf_rx));
+    }
+
+    let result = std::thread::scope(|scope| {
+        // Shards.
+        let mut handles = Vec::with_capacity(n);
+        for (i, (engine, (rx, free_tx, _evf_tx, evf_rx))) in
+            engines.into_iter().zip(shard_ends).enumerate()
+        {
+            let ev_tx = ev_tx.clone();
+            let counters = Arc::clone(&counters);
+            handles.push(
+                scope.spawn(move || shard_loop(i, engine, rx, free_tx, evf_rx, ev_tx, &counters)),
+            );
+        }
+        drop(ev_tx);
+
+        // Aggregator.
+        let agg_counters = Arc::clone(&counters);
+        let stats_ref = &mut stats;
+        let agg = scope.spawn(move || {
+            aggregate(ev_rx, ev_free_tx, stats_ref, sink, &agg_counters);
+        });
+
+        // Reader (this thread).
+        let error = read_loop(source, &to_shard, &free, batch_packets, shards, &counters);
+        for tx in &to_shard {
+            let _ = tx.send(ToShard::Finish(EndReason::EndOfCapture));
+        }
+        drop(to_shard);
+        let summaries: Vec<Summary> = handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect();
+        let _ = agg.join();
+        (summaries, error)
+    });
+    let (summaries, error) = result;
+    let mut summary = Summary::default();
+    for s in &summaries {
+        add_summary(&mut summary, s);
+    }
+    summary.capture = source.stats();
+    Ok(ShardedOutcome {
+        summary,
+        shards: summaries,
+        error,
+    })
+}
+
+fn add_summary(to: &mut Summary, s: &Summary) {
+    to.packets += s.packets;
+    to.bytes += s.bytes;
+    to.ip_packets += s.ip_packets;
+    to.non_ip_packets += s.non_ip_packets;
+    to.parse_errors += s.parse_errors;
+    to.first = match (to.first, s.first) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    to.last = to.last.max(s.last);
+    let (f, g) = (&mut to.flows, &s.flows);
+    f.created += g.created;
+    for (a, b) in f.ended.iter_mut().zip(g.ended) {
+        *a += b;
+    }
+    f.flow_packets += g.flow_packets;
+    f.unkeyed += g.unkeyed;
+    f.fragments_pending += g.fragments_pending;
+    f.fragments_orphaned += g.fragments_orphaned;
+    f.fragment_overflows += g.fragment_overflows;
+    f.icmp_errors_linked += g.icmp_errors_linked;
+}
+
+/// The reader: fills batches and sends them; returns the source's error, if any.
+fn read_loop(
+    source: &mut dyn CaptureSource,
+    to_shard: &[Sender<ToShard>],
+    free: &[Receiver<Batch>],
+    batch_packets: usize,
+    cfg: &ShardConfig,
+    counters: &PipelineCounters,
+) -> Option<CaptureError> {
+    let n = to_shard.len();
+    let mut cur: Vec<Option<Batch>> = (0..n).map(|_| None).collect();
+    let mut names: Arc<Vec<Option<String>>> = Arc::default();
+    let mut clock = Timestamp::EPOCH;
+    let mut read = 0u64;
+    let mut sent = vec![0u64; n];
+    let mut dropped = vec![0u64; n];
+    let flush = |i: usize, cur: &mut Vec<Option<Batch>>, clock: Timestamp, sent: &mut [u64]| {
+        if let Some(mut b) = cur.get_mut(i).and_then(Option::take) {
+            b.clock = clock;
+            if let (Some(tx), Some(c), Some(s)) =
+                (to_shard.get(i), counters.to_shard.get(i), sent.get_mut(i))
+            {
+                c.fetch_add(*s, Ordering::Relaxed);
+                *s = 0;
+                let _ = tx.send(ToShard::Batch(b));
+            }
+        }
+    };
+    let error = loop {
+        let next = source.next_packet();
+        match next {
+            Ok(Next::Packet(p)) => {
+                read += 1;
+                if p.meta.ts > clock {
+                    clock = p.meta.ts;
+                }
+                let i = shard_of(p.meta.link_type, p.data, n);
+                let slot = match cur.get_mut(i) {
+                    Some(s) => s,
+                    None => continue,
+                };
+                if slot.is_none() {
+                    let got = match cfg.backpressure {
+                        Backpressure::Block => free.get(i).and_then(|f| f.recv().ok()),
+                        Backpressure::Drop => free.get(i).and_then(|f| f.try_recv().ok()),
+                    };
+                    match got {
+                        Some(mut b) => {
+                            b.data.clear();
+                            b.recs.clear();
+                            if !Arc::ptr_eq(&b.names, &names) {
+                                b.names = Arc::clone(&names);
+                            }
+                            *slot = Some(b);
+                        }
+                        None => {
+                            if let Some(d) = dropped.get_mut(i) {
+                                *d += 1;
+                            }
+                            continue;
+                        }
+                    }
+                }
+                let Some(b) = slot.as_mut() else { continue };
+                let idx = p.meta.iface as usize;
+                let known = names.get(idx).is_some_and(Option::is_some);
+                if !known && idx < 65_536 && (p.meta.iface_name.is_some() || idx >= names.len()) {
+                    // A new interface (or its name): a new name table, a superset of the old
+                    // one, for this batch and those that follow.
+                    let mut v = (*names).clone();
+                    if v.len() <= idx {
+                        v.resize(idx + 1, None);
+                    }
+                    if let Some(slot) = v.get_mut(idx) {
+                        *slot = p.meta.iface_name.map(str::to_owned);
+                    }
+                    names = Arc::new(v);
+                    b.names = Arc::clone(&names);
+                }
+                let start = b.data.len();
+                b.data.extend_from_slice(p.data);
+                b.recs.push(Rec {
+                    ts: p.meta.ts,
+                    iface: p.meta.iface,
+                    link_type: p.meta.link_type,
+                    direction: p.meta.direction,
+                    orig_len: p.meta.orig_len,
+                    start: u32::try_from(start).unwrap_or(u32::MAX),
+                    len: u32::try_from(p.data.len()).unwrap_or(0),
+                });
+                if let Some(s) = sent.get_mut(i) {
+                    *s += 1;
+                }
+                if b.recs.len() >= batch_packets {
+                    flush(i, &mut cur, clock, &mut sent);
+                }
+                if read % 65_536 == 0 {
+                    counters.read.fetch_add(65_536, Ordering::Relaxed);
+                }
+            }
+            Ok(Next::Timeout) => {
+                for i in 0..n {
+                    flush(i, &mut cur, clock, &mut sent);
+                }
+            }
+            Ok(Next::End) => break None,
+            Err(e) => break Some(e),
+        }
+    };
+    for i in 0..n {
+        flush(i, &mut cur, clock, &mut sent);
+    }
+    counters.read.fetch_add(read % 65_536, Ordering::Relaxed);
+    for (c, d) in counters.dropped.iter().zip(dropped) {
+        c.fetch_add(d, Ordering::Relaxed);
+    }
+    error
+}
+
+fn shard_loop(
+    i: usize,
+    mut engine: Engine<FlowClass>,
+    rx: Receiver<ToShard>,
+    free_tx: Sender<Batch>,
+    evf_rx: Receiver<Events>,
+    ev_tx: Sender<Events>,
+    counters: &PipelineCounters,
+) -> Summary {
+    let fresh = |names: &Arc<Vec<Option<String>>>| Events {
+        shard: i,
+        evs: Vec::new(),
+        records: Vec::new(),
+        names: Arc::clone(names),
+    };
+    let mut names: Arc<Vec<Option<String>>> = Arc::default();
+    let mut sink = ShardSink { cur: fresh(&names) };
+    let send = |sink: &mut ShardSink, names: &Arc<Vec<Option<String>>>| {
+        if sink.cur.evs.is_empty() && sink.cur.records.is_empty() {
+            return;
+        }
+        let next = match evf_rx.try_recv() {
+            Ok(mut e) => {
+                e.evs.clear();
+                e.records.clear();
+                e.names = Arc::clone(names);
+                e
+            }
+            Err(_) => fresh(names),
+        };
+        let full = std::mem::replace(&mut sink.cur, next);
+        let _ = ev_tx.send(full);
+    };
+    while let Ok(msg) = rx.recv() {
+        match msg {
+            ToShard::Batch(b) => {
+                if !Arc::ptr_eq(&b.names, &names) {
+                    names = Arc::clone(&b.names);
+                    sink.cur.names = Arc::clone(&names);
+                }
+                for r in &b.recs {
+                    let start = r.start as usize;
+                    let Some(data) = b.data.get(start..start + r.len as usize) else {
+                        continue;
+                    };
+                    let meta = PacketMeta {
+                        direction: r.direction,
+                        ts: r.ts,
+                        iface: r.iface,
+                        iface_name: b.names.get(r.iface as usize).and_then(|n| n.as_deref()),
+                        link_type: r.link_type,
+                        cap_len: r.len,
+                        orig_len: r.orig_len,
+                    };
+                    engine.process(&meta, data, &mut sink);
+                }
+                engine.advance(b.clock, &mut sink);
+                if let Some(c) = counters.processed.get(i) {
+                    c.fetch_add(b.recs.len() as u64, Ordering::Relaxed);
+                }
+                let _ = free_tx.try_send(b);
+                send(&mut sink, &names);
+            }
+            ToShard::Finish(reason) => {
+                engine.finish(reason, &mut sink);
+                send(&mut sink, &names);
+                break;
+            }
+        }
+    }
+    engine.summary()
+}
+
+fn aggregate<S: PipelineSink>(
+    ev_rx: Receiver<Events>,
+    ev_free: Vec<Sender<Events>>,
+    stats: &mut Option<Stats>,
+    sink: &mut S,
+    counters: &PipelineCounters,
+) {
+    while let Ok(mut ev) = ev_rx.recv() {
+        if let Some(st) = stats.as_mut() {
+            for e in &ev.evs {
+                match e {
+                    Ev::Packet(p) => {
+                        let name = ev.names.get(p.iface as usize).and_then(|n| n.as_deref());
+                        let obs = PacketObs {
+                            iface_name: name,
+                            ..*p
+                        };
+                        st.on_packet(&obs);
+                    }
+                    Ev::Flow(FlowEvent::Start, f) => st.on_flow_start(f),
+                    Ev::Flow(FlowEvent::Update, f) => st.on_flow_update(f),
+                    Ev::Flow(FlowEvent::End, f) => st.on_flow_end(f),
+                }
+            }
+            drain(st, sink);
+        }
+        counters
+            .records
+            .fetch_add(ev.records.len() as u64, Ordering::Relaxed);
+        counters.event_batches.fetch_add(1, Ordering::Relaxed);
+        for r in ev.records.drain(..) {
+            sink.flow_ended(r);
+        }
+        if let Some(tx) = ev_free.get(ev.shard) {
+            let _ = tx.try_send(ev);
+        }
+    }
+    if let Some(st) = stats.as_mut() {
+        st.finish();
+        drain(st, sink);
+    }
+}
+
+fn drain<S: PipelineSink>(st: &mut Stats, sink: &mut S) {
+    if st.has_pending() {
+        for a in st.drain_alerts() {
+            sink.alert(&a);
+        }
+        for p in st.drain_series() {
+            sink.series(&p);
+        }
+    }
+}

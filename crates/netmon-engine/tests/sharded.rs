@@ -1,0 +1,138 @@
+//! The sharded pipeline against the single engine, on the whole corpus: one shard gives the
+//! very same records in the same order; two and three shards the same records (ids and DNS
+//! domains aside: ids are numbered per shard, answers are correlated within a shard), and the
+//! aggregator's detectors still see a scan whose probes fell into different shards as one.
+
+use netmon_engine::sharded::{Backpressure, PipelineSink, ShardConfig, run_sharded};
+use netmon_engine::{Engine, EngineConfig, FlowRecord};
+use netmon_stats::{AlertEvent, StatsConfig};
+
+fn single(path: &std::path::Path, cfg: &EngineConfig) -> Vec<FlowRecord> {
+    let mut src = netmon_capture::open_file(path).unwrap();
+    let mut engine = Engine::classifying(cfg.clone()).unwrap();
+    let mut out = Vec::new();
+    engine.run(&mut src, &mut out);
+    out
+}
+
+fn sharded(path: &std::path::Path, cfg: &EngineConfig, shards: usize) -> Vec<FlowRecord> {
+    sharded_with_load(path, cfg, shards).0
+}
+
+/// The records, and the packets each shard processed.
+fn sharded_with_load(
+    path: &std::path::Path,
+    cfg: &EngineConfig,
+    shards: usize,
+) -> (Vec<FlowRecord>, Vec<u64>) {
+    let mut src = netmon_capture::open_file(path).unwrap();
+    let mut out = Vec::new();
+    let sc = ShardConfig {
+        shards,
+        // Small batches and queues: more interleaving, more chances to get it wrong.
+        batch_packets: 7,
+        batches_per_shard: 3,
+        backpressure: Backpressure::Block,
+    };
+    let o = run_sharded(cfg, &sc, &mut src, &mut out, None).unwrap();
+    assert_eq!(
+        o.summary.flows.created as usize,
+        out.len(),
+        "{}",
+        path.display()
+    );
+    (out, o.shards.iter().map(|s| s.packets).collect())
+}
+
+/// A record without what legitimately differs between shard counts, as a sortable key.
+fn normal(mut r: FlowRecord) -> String {
+    r.id = 0;
+    r.domain = None;
+    serde_json::to_string(&r).unwrap()
+}
+
+#[test]
+fn shards_give_the_records_of_one_engine_on_the_corpus() {
+    let Some(corpus) = netmon_testkit::corpus(env!("CARGO_MANIFEST_DIR")) else {
+        return;
+    };
+    let cfg = EngineConfig::default();
+    let (mut files, mut flows) = (0, 0);
+    let mut load = [0u64; 3];
+    for path in corpus.captures() {
+        let one = single(&path, &cfg);
+        assert_eq!(sharded(&path, &cfg, 1), one, "{}", path.display());
+        let mut want: Vec<String> = one.into_iter().map(normal).collect();
+        want.sort();
+        for n in [2, 3] {
+            let (recs, per_shard) = sharded_with_load(&path, &cfg, n);
+            if n == 3 {
+                for (l, p) in load.iter_mut().zip(&per_shard) {
+                    *l += p;
+                }
+            }
+            let mut ids: Vec<u64> = recs.iter().map(|r| r.id).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            assert_eq!(ids.len(), recs.len(), "{}: ids not unique", path.display());
+            let mut got: Vec<String> = recs.into_iter().map(normal).collect();
+            got.sort();
+            assert_eq!(got, want, "{} with {n} shards", path.display());
+        }
+        files += 1;
+        flows += want.len();
+    }
+    assert!(files >= 70 && flows > 2000, "{files} files, {flows} flows");
+    // Every shard had its share of the corpus (not all in shard 0).
+    let total: u64 = load.iter().sum();
+    assert!(load.iter().all(|&l| l > total / 6), "{load:?}");
+}
+
+#[derive(Default)]
+struct Alerts(Vec<AlertEvent>);
+
+impl PipelineSink for Alerts {
+    fn alert(&mut self, e: &AlertEvent) {
+        self.0.push(e.clone());
+    }
+}
+
+#[test]
+fn the_aggregator_sees_a_scan_spread_over_shards_as_one() {
+    let Some(corpus) = netmon_testkit::corpus(env!("CARGO_MANIFEST_DIR")) else {
+        return;
+    };
+    let path = corpus.dir().join("ndpi_synscan.pcap");
+    let cfg = EngineConfig {
+        stats: Some(StatsConfig::default()),
+        ..EngineConfig::default()
+    };
+    let mut base = Vec::new();
+    {
+        struct Collect<'a>(&'a mut Vec<AlertEvent>);
+        impl<E> netmon_engine::EngineSink<E> for Collect<'_> {
+            fn alert(&mut self, e: &AlertEvent) {
+                self.0.push(e.clone());
+            }
+        }
+        let mut src = netmon_capture::open_file(&path).unwrap();
+        let mut engine = Engine::classifying(cfg.clone()).unwrap();
+        engine.run(&mut src, &mut Collect(&mut base));
+    }
+    assert!(!base.is_empty());
+    for n in [1, 2, 3] {
+        let mut src = netmon_capture::open_file(&path).unwrap();
+        let mut sink = Alerts::default();
+        let sc = ShardConfig {
+            shards: n,
+            ..ShardConfig::default()
+        };
+        run_sharded(&cfg, &sc, &mut src, &mut sink, None).unwrap();
+        let kinds = |v: &[AlertEvent]| -> Vec<String> {
+            v.iter()
+                .map(|e| format!("{:?} {:?}", e.alert().kind, e.alert().source))
+                .collect()
+        };
+        assert_eq!(kinds(&sink.0), kinds(&base), "{n} shards");
+    }
+}
