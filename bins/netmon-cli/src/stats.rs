@@ -8,6 +8,7 @@ use anyhow::{Context, anyhow};
 use netmon_capture::{CaptureSource, FileSource, Next};
 use netmon_engine::{Engine, EngineConfig, EngineSink, Summary};
 use netmon_flow::EndReason;
+use netmon_stats::Stats;
 use netmon_stats::{
     Alert, AlertEvent, Evidence, Report, SeriesConfig, SeriesPoint, StatsConfig, Subject,
 };
@@ -71,18 +72,19 @@ impl<E> EngineSink<E> for Collect {
     }
 }
 
-/// Runs the engine with statistics over a file.
+/// Runs the engine with statistics over a file: the statistics at the end, the run's summary,
+/// what was reported, and the capture error that ended the file early, if any.
 fn analyse(
     file: &std::path::Path,
     cfg: StatsConfig,
-) -> anyhow::Result<(Engine, Collect, Option<String>)> {
+) -> anyhow::Result<(Stats, Summary, Collect, Option<String>)> {
     let mut src: FileSource = open(file).map_err(|e| anyhow!(describe(&e)))?;
     let cfg = EngineConfig {
         stats: Some(cfg),
         ..EngineConfig::default()
     };
-    let mut engine = Engine::classifying(cfg).map_err(|e| Usage(e.to_string()))?;
     let mut sink = Collect::default();
+    let mut engine = Engine::classifying(cfg).map_err(|e| Usage(e.to_string()))?;
     let mut progress = Progress::new(&src, true);
     let mut n = 0u64;
     let error = loop {
@@ -99,7 +101,12 @@ fn analyse(
     };
     progress.finish();
     engine.finish(EndReason::EndOfCapture, &mut sink);
-    Ok((engine, sink, error))
+    let mut summary = engine.summary();
+    summary.capture = src.stats();
+    let stats = engine
+        .into_stats()
+        .ok_or_else(|| anyhow!("internal: statistics were not enabled"))?;
+    Ok((stats, summary, sink, error))
 }
 
 /// Runs `netmon stats`.
@@ -113,12 +120,8 @@ pub(crate) fn run_stats(args: &StatsArgs) -> anyhow::Result<()> {
         }),
         ..StatsConfig::default()
     };
-    let (engine, collect, error) = analyse(&args.file, cfg)?;
-    let Some(stats) = engine.stats() else {
-        return Err(anyhow!("internal: statistics were not enabled"));
-    };
+    let (stats, summary, collect, error) = analyse(&args.file, cfg)?;
     let report = stats.report(args.top);
-    let summary = engine.summary();
     let mut out = BufWriter::new(io::stdout().lock());
     if args.json {
         let doc = serde_json::json!({
@@ -152,7 +155,7 @@ pub(crate) fn run_stats(args: &StatsArgs) -> anyhow::Result<()> {
 pub(crate) fn run_alerts(args: &AlertsArgs) -> anyhow::Result<()> {
     let mut cfg = StatsConfig::default();
     cfg.detectors.thresholds.clone_from(&args.rules);
-    let (_engine, collect, error) = analyse(&args.file, cfg)?;
+    let (_stats, _summary, collect, error) = analyse(&args.file, cfg)?;
     let mut out = BufWriter::new(io::stdout().lock());
     for a in &collect.alerts {
         if args.json {

@@ -203,6 +203,11 @@ impl<E: FlowExt> Engine<E> {
         })
     }
 
+    /// The statistics and detectors, when enabled, taken out of the finished pipeline.
+    pub fn into_stats(self) -> Option<Stats> {
+        self.stats
+    }
+
     /// The statistics and detectors, when enabled.
     pub fn stats(&self) -> Option<&Stats> {
         self.stats.as_ref()

@@ -137,6 +137,8 @@ pub struct ShardedOutcome {
     pub shards: Vec<Summary>,
     /// The source's error, if it ended with one.
     pub error: Option<CaptureError>,
+    /// The aggregator's statistics at the end (with [`EngineConfig::stats`]).
+    pub stats: Option<Stats>,
 }
 
 /// One frame's place in a batch.
@@ -322,6 +324,7 @@ pub fn run_sharded<S: PipelineSink>(
         summary,
         shards: summaries,
         error,
+        stats,
     })
 }
 

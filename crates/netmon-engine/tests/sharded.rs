@@ -127,7 +127,10 @@ fn the_aggregator_sees_a_scan_spread_over_shards_as_one() {
             shards: n,
             ..ShardConfig::default()
         };
-        run_sharded(&cfg, &sc, &mut src, &mut sink, None).unwrap();
+        let o = run_sharded(&cfg, &sc, &mut src, &mut sink, None).unwrap();
+        // The aggregator counted every packet the shards processed.
+        let st = o.stats.expect("stats were enabled");
+        assert_eq!(st.counters().packets, o.summary.packets);
         let kinds = |v: &[AlertEvent]| -> Vec<String> {
             v.iter()
                 .map(|e| format!("{:?} {:?}", e.alert().kind, e.alert().source))
