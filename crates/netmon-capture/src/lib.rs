@@ -49,6 +49,7 @@ pub mod live;
 #[cfg(all(unix, feature = "libpcap"))]
 pub mod pcap;
 pub mod privilege;
+pub mod replay;
 pub mod windivert;
 pub mod writer;
 

@@ -232,7 +232,9 @@ pub fn shard_of(link_type: LinkType, frame: &[u8], shards: usize) -> usize {
 }
 
 /// Runs `source` through `shards.shards` flow shards and one aggregator until it ends, then
-/// ends every flow with [`EndReason::EndOfCapture`]. `counters`, if given, is updated while it
+/// ends every flow with [`EndReason::EndOfCapture`] — or [`EndReason::Shutdown`] when the
+/// source was stopped through its [`netmon_capture::StopHandle`] (every packet read before
+/// the stop is processed, every record reaches the sink before this returns). `counters`, if given, is updated while it
 /// runs (for self-metrics).
 pub fn run_sharded<S: PipelineSink>(
     cfg: &EngineConfig,
@@ -302,9 +304,16 @@ pub fn run_sharded<S: PipelineSink>(
         });
 
         // Reader (this thread).
+        let stop = source.stop_handle();
         let error = read_loop(source, &to_shard, &free, batch_packets, shards, &counters);
+        // Stopped from outside (a signal): the flows still open end with `shutdown`.
+        let reason = if stop.is_stopped() {
+            EndReason::Shutdown
+        } else {
+            EndReason::EndOfCapture
+        };
         for tx in &to_shard {
-            let _ = tx.send(ToShard::Finish(EndReason::EndOfCapture));
+            let _ = tx.send(ToShard::Finish(reason));
         }
         drop(to_shard);
         let summaries: Vec<Summary> = handles

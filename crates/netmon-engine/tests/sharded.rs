@@ -139,3 +139,60 @@ fn the_aggregator_sees_a_scan_spread_over_shards_as_one() {
         assert_eq!(kinds(&sink.0), kinds(&base), "{n} shards");
     }
 }
+
+/// A source that is stopped from outside after `after` packets, like a daemon on SIGTERM.
+struct StopAfter<S> {
+    inner: S,
+    seen: u64,
+    after: u64,
+}
+
+impl<S: netmon_capture::CaptureSource> netmon_capture::CaptureSource for StopAfter<S> {
+    fn next_packet(&mut self) -> Result<netmon_capture::Next<'_>, netmon_capture::CaptureError> {
+        if self.seen == self.after {
+            self.inner.stop_handle().stop();
+        }
+        self.seen += 1;
+        self.inner.next_packet()
+    }
+    fn interfaces(&self) -> &[netmon_capture::Interface] {
+        self.inner.interfaces()
+    }
+    fn stats(&self) -> netmon_capture::CaptureStats {
+        self.inner.stats()
+    }
+    fn stop_handle(&self) -> netmon_capture::StopHandle {
+        self.inner.stop_handle()
+    }
+}
+
+#[test]
+fn a_stop_ends_the_open_flows_with_shutdown_and_loses_none() {
+    let path = netmon_testkit::fixtures_dir(env!("CARGO_MANIFEST_DIR")).join("demo.pcap");
+    let src = netmon_capture::open_file(&path).unwrap();
+    let mut src = StopAfter {
+        inner: src,
+        seen: 0,
+        after: 100,
+    };
+    let mut out = Vec::new();
+    let sc = ShardConfig {
+        shards: 2,
+        batch_packets: 8,
+        ..ShardConfig::default()
+    };
+    let cfg = EngineConfig::default();
+    let o = run_sharded(&cfg, &sc, &mut src, &mut out, None).unwrap();
+    assert_eq!(o.summary.packets, 100);
+    assert_eq!(out.len() as u64, o.summary.flows.created);
+    let shutdown = out
+        .iter()
+        .filter(|r| r.end_reason == Some("shutdown"))
+        .count();
+    assert!(
+        shutdown > 0,
+        "{:?}",
+        out.iter().map(|r| r.end_reason).collect::<Vec<_>>()
+    );
+    assert!(out.iter().all(|r| r.end_reason != Some("end_of_capture")));
+}
