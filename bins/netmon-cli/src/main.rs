@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod capture;
+mod config;
 mod flows;
 mod ifaces;
 mod input;
@@ -48,6 +49,8 @@ enum Command {
     Interfaces(ifaces::Args),
     /// List default routes (IPv4 and IPv6): gateway, interface, metric.
     Gateways(ifaces::Args),
+    /// The YAML configuration of netmond: print a commented template, or check a file.
+    Config(config::Args),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Command::Capture(args) => capture::run(args),
         Command::Interfaces(args) => ifaces::run_interfaces(args),
         Command::Gateways(args) => ifaces::run_gateways(args),
+        Command::Config(args) => config::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -45,6 +45,7 @@
     )
 )]
 
+pub mod config;
 pub mod filter;
 mod hash;
 pub mod record;
@@ -60,6 +61,7 @@ use netmon_packet::{Net, Packet};
 use netmon_stats::{AlertEvent, FlowObs, PacketObs, SeriesPoint, Stats, StatsConfig};
 use netmon_types::Timestamp;
 
+pub use config::Config;
 pub use filter::{Filter, FilterError};
 pub use record::{DnsRecord, FlowRecord, HttpRecord, RecordExt};
 
