@@ -61,7 +61,14 @@ pub struct ShardConfig {
     pub batches_per_shard: usize,
     /// What happens when a shard falls behind.
     pub backpressure: Backpressure,
+    /// Every this long (wall clock, checked after each batch), each shard hands the records of
+    /// its busiest active flows (at most [`ACTIVE_EXPORT_MAX`] by bytes) to
+    /// [`PipelineSink::active_flows`] — the "active flows" of a live view. `None`: never.
+    pub active_every: Option<std::time::Duration>,
 }
+
+/// Most active flows one shard exports at a time (its busiest by bytes).
+pub const ACTIVE_EXPORT_MAX: usize = 5_000;
 
 impl Default for ShardConfig {
     fn default() -> ShardConfig {
@@ -70,12 +77,21 @@ impl Default for ShardConfig {
             batch_packets: 256,
             batches_per_shard: 16,
             backpressure: Backpressure::Block,
+            active_every: None,
         }
     }
 }
 
 /// Receives what the pipeline produces, on the aggregator's thread.
 pub trait PipelineSink: Send {
+    /// Once, before anything else, with the aggregator's statistics (when enabled): e.g. to
+    /// take a [`Stats::snapshot_cell`] for readers on other threads.
+    fn attach(&mut self, _stats: &mut Stats) {}
+    /// After each batch of events, with the statistics (when enabled), for periodic reports.
+    fn after_batch(&mut self, _stats: Option<&Stats>) {}
+    /// A shard's busiest active flows (see [`ShardConfig::active_every`]); replaces what that
+    /// shard exported before.
+    fn active_flows(&mut self, _shard: usize, _records: Vec<FlowRecord>) {}
     /// A flow ended.
     fn flow_ended(&mut self, _record: FlowRecord) {}
     /// A detector raised or closed an alert.
@@ -190,6 +206,7 @@ struct Events {
     evs: Vec<Ev>,
     records: Vec<FlowRecord>,
     names: Arc<Vec<Option<String>>>,
+    active: Option<Vec<FlowRecord>>,
 }
 
 /// The shard engine's sink: collects events into the current `Events`.
@@ -290,9 +307,10 @@ pub fn run_sharded<S: PipelineSink>(
         {
             let ev_tx = ev_tx.clone();
             let counters = Arc::clone(&counters);
-            handles.push(
-                scope.spawn(move || shard_loop(i, engine, rx, free_tx, evf_rx, ev_tx, &counters)),
-            );
+            let every = shards.active_every;
+            handles.push(scope.spawn(move || {
+                shard_loop(i, engine, every, rx, free_tx, evf_rx, ev_tx, &counters)
+            }));
         }
         drop(ev_tx);
 
@@ -480,9 +498,28 @@ fn read_loop(
     error
 }
 
+/// The records of the engine's busiest active flows (by bytes), at most [`ACTIVE_EXPORT_MAX`].
+fn busiest(engine: &Engine<FlowClass>) -> Vec<FlowRecord> {
+    let mut by_bytes: Vec<(u64, &Flow<FlowClass>)> = engine
+        .table()
+        .iter()
+        .map(|f| (f.core.c2s().bytes + f.core.s2c().bytes, f))
+        .collect();
+    if by_bytes.len() > ACTIVE_EXPORT_MAX {
+        by_bytes.select_nth_unstable_by(ACTIVE_EXPORT_MAX, |a, b| b.0.cmp(&a.0));
+        by_bytes.truncate(ACTIVE_EXPORT_MAX);
+    }
+    by_bytes
+        .into_iter()
+        .map(|(_, f)| FlowRecord::new(f, engine.iface_name(u32::from(f.core.key.iface()))))
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
 fn shard_loop(
     i: usize,
     mut engine: Engine<FlowClass>,
+    active_every: Option<std::time::Duration>,
     rx: Receiver<ToShard>,
     free_tx: Sender<Batch>,
     evf_rx: Receiver<Events>,
@@ -494,17 +531,20 @@ fn shard_loop(
         evs: Vec::new(),
         records: Vec::new(),
         names: Arc::clone(names),
+        active: None,
     };
+    let mut last_export = std::time::Instant::now();
     let mut names: Arc<Vec<Option<String>>> = Arc::default();
     let mut sink = ShardSink { cur: fresh(&names) };
     let send = |sink: &mut ShardSink, names: &Arc<Vec<Option<String>>>| {
-        if sink.cur.evs.is_empty() && sink.cur.records.is_empty() {
+        if sink.cur.evs.is_empty() && sink.cur.records.is_empty() && sink.cur.active.is_none() {
             return;
         }
         let next = match evf_rx.try_recv() {
             Ok(mut e) => {
                 e.evs.clear();
                 e.records.clear();
+                e.active = None;
                 e.names = Arc::clone(names);
                 e
             }
@@ -541,6 +581,10 @@ fn shard_loop(
                     c.fetch_add(b.recs.len() as u64, Ordering::Relaxed);
                 }
                 let _ = free_tx.try_send(b);
+                if active_every.is_some_and(|every| last_export.elapsed() >= every) {
+                    last_export = std::time::Instant::now();
+                    sink.cur.active = Some(busiest(&engine));
+                }
                 send(&mut sink, &names);
             }
             ToShard::Finish(reason) => {
@@ -560,7 +604,13 @@ fn aggregate<S: PipelineSink>(
     sink: &mut S,
     counters: &PipelineCounters,
 ) {
+    if let Some(st) = stats.as_mut() {
+        sink.attach(st);
+    }
     while let Ok(mut ev) = ev_rx.recv() {
+        if let Some(active) = ev.active.take() {
+            sink.active_flows(ev.shard, active);
+        }
         if let Some(st) = stats.as_mut() {
             for e in &ev.evs {
                 match e {
@@ -586,6 +636,7 @@ fn aggregate<S: PipelineSink>(
         for r in ev.records.drain(..) {
             sink.flow_ended(r);
         }
+        sink.after_batch(stats.as_ref());
         if let Some(tx) = ev_free.get(ev.shard) {
             let _ = tx.try_send(ev);
         }

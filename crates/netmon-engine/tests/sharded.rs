@@ -33,6 +33,7 @@ fn sharded_with_load(
         batch_packets: 7,
         batches_per_shard: 3,
         backpressure: Backpressure::Block,
+        active_every: None,
     };
     let o = run_sharded(cfg, &sc, &mut src, &mut out, None).unwrap();
     assert_eq!(
@@ -195,4 +196,42 @@ fn a_stop_ends_the_open_flows_with_shutdown_and_loses_none() {
         out.iter().map(|r| r.end_reason).collect::<Vec<_>>()
     );
     assert!(out.iter().all(|r| r.end_reason != Some("end_of_capture")));
+}
+
+#[derive(Default)]
+struct Active {
+    exports: usize,
+    ids: std::collections::BTreeSet<u64>,
+    ended: Vec<FlowRecord>,
+}
+
+impl PipelineSink for Active {
+    fn active_flows(&mut self, _shard: usize, records: Vec<FlowRecord>) {
+        assert!(records.len() <= netmon_engine::sharded::ACTIVE_EXPORT_MAX);
+        if !records.is_empty() {
+            self.exports += 1;
+        }
+        self.ids.extend(records.iter().map(|r| r.id));
+    }
+    fn flow_ended(&mut self, r: FlowRecord) {
+        self.ended.push(r);
+    }
+}
+
+#[test]
+fn shards_export_their_active_flows() {
+    let path = netmon_testkit::fixtures_dir(env!("CARGO_MANIFEST_DIR")).join("demo.pcap");
+    let mut src = netmon_capture::open_file(&path).unwrap();
+    let mut sink = Active::default();
+    let sc = ShardConfig {
+        shards: 2,
+        batch_packets: 4,
+        active_every: Some(std::time::Duration::ZERO),
+        ..ShardConfig::default()
+    };
+    run_sharded(&EngineConfig::default(), &sc, &mut src, &mut sink, None).unwrap();
+    assert!(sink.exports > 2, "{}", sink.exports);
+    // Every exported flow is a real one, which later ended.
+    let ended: std::collections::BTreeSet<u64> = sink.ended.iter().map(|r| r.id).collect();
+    assert!(!sink.ids.is_empty() && sink.ids.is_subset(&ended));
 }
