@@ -1,0 +1,266 @@
+//! `netmond --config FILE`: the netmon daemon.
+//!
+//! Opens its source (live interfaces, or a capture file replayed at `replay.speed`), binds the
+//! API, drops privileges, then runs the sharded pipeline until the source ends or a signal
+//! stops it. SIGINT/SIGTERM: stop the source, drain every queue, end the open flows with
+//! reason `shutdown`, flush the output, exit 0. SIGHUP: reload the log level from the config
+//! file. Errors before the start are one line on stderr and exit code 1 (2 for usage).
+#![forbid(unsafe_code)]
+
+mod state;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use anyhow::{Context, anyhow};
+use clap::Parser;
+use netmon_api::{ApiConfig, InterfaceInfo};
+use netmon_capture::{CaptureSource, StopHandle, privilege};
+use netmon_engine::config::{Config, LogFormat, Source, Speed};
+use netmon_engine::sharded::{Backpressure, PipelineCounters, ShardConfig, run_sharded};
+use tracing::{error, info, warn};
+use tracing_subscriber::{EnvFilter, prelude::*, reload};
+
+use state::{DaemonSink, Shared};
+
+#[cfg(target_os = "linux")]
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The netmon daemon: capture or replay, flows, statistics, history, REST API and metrics.
+#[derive(Parser, Debug)]
+#[command(name = "netmond", version, about)]
+struct Args {
+    /// The configuration file (`netmon config init` prints a template).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let line = format!("{e:#}").replace(['\n', '\r'], " ");
+            let _ = writeln!(std::io::stderr(), "netmond: {line}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type ReloadHandle = reload::Handle<EnvFilter, tracing_subscriber::Registry>;
+
+fn init_logging(cfg: &Config) -> anyhow::Result<ReloadHandle> {
+    let filter = EnvFilter::try_new(&cfg.log.level)
+        .with_context(|| format!("log.level {:?}", cfg.log.level))?;
+    let (filter, handle) = reload::Layer::new(filter);
+    let registry = tracing_subscriber::registry().with(filter);
+    match cfg.log.format {
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
+        LogFormat::Text => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
+    }
+    .map_err(|e| anyhow!("logging: {e}"))?;
+    Ok(handle)
+}
+
+fn open_source(cfg: &Config) -> anyhow::Result<Box<dyn CaptureSource>> {
+    use netmon_capture::replay::{Paced, Speed as Pace};
+    match cfg.source() {
+        Source::None => Err(anyhow!(
+            "nothing to capture: set `interfaces` (live) or `capture.file` (replay) in the config"
+        )),
+        Source::File { path, speed } => {
+            let f = netmon_capture::open_file(&path).map_err(|e| anyhow!("capture.file: {e}"))?;
+            Ok(match speed {
+                Speed::Max => Box::new(f),
+                Speed::Realtime => Box::new(Paced::new(f, Pace::Times(1.0))),
+                Speed::Factor(x) => Box::new(Paced::new(f, Pace::Times(x))),
+            })
+        }
+        Source::Live { backend, config } => {
+            let backend = match backend {
+                Some(b) => b,
+                None => netmon_capture::Backend::default_live(&config)
+                    .ok_or_else(|| anyhow!("this build has no live capture backend"))?,
+            };
+            netmon_capture::open_live(backend, &config).map_err(|e| anyhow!("capture: {e}"))
+        }
+    }
+}
+
+fn interface_infos(src: &dyn CaptureSource) -> Vec<InterfaceInfo> {
+    let st = src.stats();
+    let n = src.interfaces().len();
+    src.interfaces()
+        .iter()
+        .enumerate()
+        .map(|(i, x)| InterfaceInfo {
+            index: i as u32,
+            name: x.name.clone(),
+            link_type: x
+                .link_type
+                .name()
+                .map_or_else(|| x.link_type.0.to_string(), str::to_owned),
+            // The source counts for all its interfaces together; one interface gets them.
+            packets: if n == 1 { st.packets } else { 0 },
+            bytes: if n == 1 { st.bytes } else { 0 },
+            kernel_received: st.kernel_received,
+            kernel_dropped: st.kernel_dropped,
+            iface_dropped: st.iface_dropped,
+        })
+        .collect()
+}
+
+/// Stops `stop` on SIGINT/SIGTERM; reloads the log level on SIGHUP.
+#[cfg(unix)]
+fn watch_signals(stop: StopHandle, config: PathBuf, reload: ReloadHandle) -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .context("installing signal handlers")?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if sig == SIGHUP {
+                    match Config::load(&config) {
+                        Ok(c) => match EnvFilter::try_new(&c.log.level) {
+                            Ok(f) => {
+                                let _ = reload.reload(f);
+                                info!(level = %c.log.level, "SIGHUP: log level reloaded");
+                            }
+                            Err(e) => warn!("SIGHUP: log.level: {e}"),
+                        },
+                        Err(e) => warn!("SIGHUP: config not reloaded: {e}"),
+                    }
+                } else {
+                    info!(signal = sig, "stopping: draining the pipeline");
+                    stop.stop();
+                }
+            }
+        })
+        .context("starting the signal thread")?;
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn watch_signals(_stop: StopHandle, _config: PathBuf, _reload: ReloadHandle) -> anyhow::Result<()> {
+    Ok(())
+}
+
+fn run(args: &Args) -> anyhow::Result<()> {
+    let cfg = Config::load(&args.config).map_err(|e| anyhow!("{e}"))?;
+    let reload = init_logging(&cfg)?;
+
+    // Everything privileged first: the source, the API socket.
+    let mut source = open_source(&cfg)?;
+    let shards = cfg.engine.resolved_shards();
+    let counters = Arc::new(PipelineCounters::new(shards));
+    let shared = Arc::new(Shared::new(Arc::clone(&counters)));
+    *shared.interfaces.lock() = interface_infos(source.as_ref());
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("api")
+        .enable_all()
+        .build()
+        .context("starting the API runtime")?;
+    let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let api = if cfg.api.enabled {
+        let api_cfg = ApiConfig {
+            bind: cfg.api.bind,
+            token: cfg.api.token.as_ref().map(|t| t.expose().to_owned()),
+        };
+        let server = runtime
+            .block_on(netmon_api::Server::bind(
+                api_cfg,
+                shared.clone() as Arc<dyn netmon_api::ApiBackend>,
+            ))
+            .map_err(|e| anyhow!("{e}"))?;
+        if let Ok(addr) = server.local_addr() {
+            info!(%addr, "API listening");
+        }
+        Some(runtime.spawn(server.run(async move {
+            let _ = api_stop_rx.await;
+        })))
+    } else {
+        None
+    };
+
+    match privilege::drop_privileges(cfg.privileges.user.as_deref()) {
+        Ok(d) => info!("{d}"),
+        Err(privilege::PrivilegeError::Unsupported) if cfg.privileges.user.is_none() => {}
+        Err(e) => return Err(anyhow!("privileges.user: {e}")),
+    }
+
+    let stop = source.stop_handle();
+    watch_signals(stop.clone(), args.config.clone(), reload)?;
+
+    let engine_cfg = cfg.engine_config();
+    let live = matches!(cfg.source(), Source::Live { .. });
+    let sc = ShardConfig {
+        shards,
+        backpressure: if live {
+            Backpressure::Drop
+        } else {
+            Backpressure::Block
+        },
+        active_every: cfg.api.enabled.then_some(std::time::Duration::from_secs(1)),
+        ..ShardConfig::default()
+    };
+    let store_rows = Arc::clone(&shared);
+    let mut sink = DaemonSink::new(
+        Arc::clone(&shared),
+        move |_r: &netmon_engine::FlowRecord| {
+            store_rows.store_rows.fetch_add(1, Ordering::Relaxed);
+        },
+    );
+    shared.ready.store(true, Ordering::Release);
+    info!(shards, "pipeline running");
+    let outcome = run_sharded(&engine_cfg, &sc, source.as_mut(), &mut sink, Some(counters))
+        .map_err(|e| anyhow!("{e}"))?;
+    *shared.interfaces.lock() = interface_infos(source.as_ref());
+    let s = &outcome.summary;
+    info!(
+        packets = s.packets,
+        bytes = s.bytes,
+        flows = s.flows.created,
+        records = shared.records.load(Ordering::Relaxed),
+        "pipeline drained"
+    );
+    if let Some(e) = outcome.error {
+        error!("capture ended with an error: {e}");
+    }
+    if api.is_some() && !stop.is_stopped() {
+        // A replay finished: its flows, statistics and alerts stay served until a signal.
+        info!("source finished; serving the results until SIGINT or SIGTERM");
+        while !stop.is_stopped() {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    shared.ready.store(false, Ordering::Release);
+    let _ = api_stop_tx.send(());
+    if let Some(h) = api {
+        match runtime.block_on(h) {
+            Ok(Err(e)) => warn!("API: {e}"),
+            Err(e) => warn!("API task: {e}"),
+            Ok(Ok(())) => {}
+        }
+    }
+    info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,348 @@
+//! What the daemon shares between the pipeline (writer) and the API (readers): published
+//! snapshots behind short locks, atomics and the live event bus — never touched per packet.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use netmon_api::metrics::MetricsWriter;
+use netmon_api::{
+    ApiBackend, BackendError, EventBus, FlowFilter, HistoryPage, HistoryQuery, InterfaceInfo,
+    LiveEvent, StatsView, TopTalkers,
+};
+use netmon_engine::FlowRecord;
+use netmon_engine::sharded::{PipelineCounters, PipelineSink};
+use netmon_stats::{
+    AlertEvent, HierarchyNode, RankBy, SnapshotCell, Stats, TalkersReport, Timestamp,
+};
+use parking_lot::Mutex;
+
+/// Alerts kept for `/api/v1/alerts` (their latest state, newest first).
+const ALERTS_KEPT: usize = 1_000;
+/// Talkers kept in the published report.
+const TOP_KEPT: usize = 100;
+
+/// The daemon's shared state; implements the API's backend.
+pub(crate) struct Shared {
+    pub(crate) ready: AtomicBool,
+    pub(crate) bus: EventBus,
+    pub(crate) counters: Arc<PipelineCounters>,
+    pub(crate) interfaces: Mutex<Vec<InterfaceInfo>>,
+    pub(crate) started: Instant,
+    cell: Mutex<Option<SnapshotCell>>,
+    report: Mutex<Published>,
+    alerts: Mutex<VecDeque<AlertEvent>>,
+    active: Mutex<BTreeMap<usize, Vec<FlowRecord>>>,
+    pub(crate) records: AtomicU64,
+    pub(crate) alerts_total: AtomicU64,
+    pub(crate) store_rows: AtomicU64,
+    pub(crate) store_dropped: AtomicU64,
+}
+
+#[derive(Default)]
+struct Published {
+    hierarchy: Vec<HierarchyNode>,
+    talkers: Option<TalkersReport>,
+}
+
+impl Shared {
+    pub(crate) fn new(counters: Arc<PipelineCounters>) -> Shared {
+        Shared {
+            ready: AtomicBool::new(false),
+            bus: EventBus::new(4096),
+            counters,
+            interfaces: Mutex::new(Vec::new()),
+            started: Instant::now(),
+            cell: Mutex::new(None),
+            report: Mutex::new(Published::default()),
+            alerts: Mutex::new(VecDeque::new()),
+            active: Mutex::new(BTreeMap::new()),
+            records: AtomicU64::new(0),
+            alerts_total: AtomicU64::new(0),
+            store_rows: AtomicU64::new(0),
+            store_dropped: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Where the pipeline's output goes: the store (through `store`), the API's state, the live bus.
+pub(crate) struct DaemonSink<F: FnMut(&FlowRecord) + Send> {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) store: F,
+    last_report: Option<Instant>,
+    last_snapshot_ts: i64,
+}
+
+impl<F: FnMut(&FlowRecord) + Send> DaemonSink<F> {
+    pub(crate) fn new(shared: Arc<Shared>, store: F) -> Self {
+        DaemonSink {
+            shared,
+            store,
+            last_report: None,
+            last_snapshot_ts: i64::MIN,
+        }
+    }
+}
+
+impl<F: FnMut(&FlowRecord) + Send> PipelineSink for DaemonSink<F> {
+    fn attach(&mut self, stats: &mut Stats) {
+        *self.shared.cell.lock() = Some(stats.snapshot_cell());
+    }
+
+    fn after_batch(&mut self, stats: Option<&Stats>) {
+        let Some(st) = stats else { return };
+        // Reports at most once a second of wall time: building them walks the hierarchy and
+        // the talkers' tables.
+        if self
+            .last_report
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.last_report = Some(Instant::now());
+        let mut r = self.shared.report.lock();
+        r.hierarchy = st.hierarchy().tree();
+        r.talkers = Some(st.talkers().top(TOP_KEPT));
+        drop(r);
+        if self.shared.bus.has_subscribers() {
+            let cell = self.shared.cell.lock().clone();
+            if let Some(snap) = cell.map(|c| c.load()) {
+                if snap.ts.0 != self.last_snapshot_ts {
+                    self.last_snapshot_ts = snap.ts.0;
+                    self.shared.bus.publish(LiveEvent::Stats(snap));
+                }
+            }
+        }
+    }
+
+    fn active_flows(&mut self, shard: usize, records: Vec<FlowRecord>) {
+        self.shared.active.lock().insert(shard, records);
+    }
+
+    fn flow_ended(&mut self, record: FlowRecord) {
+        self.shared.records.fetch_add(1, Ordering::Relaxed);
+        (self.store)(&record);
+        if self.shared.bus.has_subscribers() {
+            self.shared.bus.publish(LiveEvent::FlowEnded(record));
+        }
+    }
+
+    fn alert(&mut self, event: &AlertEvent) {
+        self.shared.alerts_total.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut a = self.shared.alerts.lock();
+            // The latest state of each alert: a closed alert replaces its raised form.
+            let id = event.alert().id;
+            a.retain(|e| e.alert().id != id);
+            a.push_front(event.clone());
+            a.truncate(ALERTS_KEPT);
+        }
+        if self.shared.bus.has_subscribers() {
+            self.shared.bus.publish(LiveEvent::Alert(event.clone()));
+        }
+    }
+}
+
+impl ApiBackend for Shared {
+    fn ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    fn interfaces(&self) -> Vec<InterfaceInfo> {
+        self.interfaces.lock().clone()
+    }
+
+    fn active_flows(&self, filter: &FlowFilter) -> Vec<FlowRecord> {
+        let all: Vec<FlowRecord> = self.active.lock().values().flatten().cloned().collect();
+        filter.apply(all)
+    }
+
+    fn flow_history(&self, _q: &HistoryQuery) -> Result<HistoryPage, BackendError> {
+        Err(BackendError::Unavailable(
+            "no flow history: storage is not configured".into(),
+        ))
+    }
+
+    fn stats(&self) -> StatsView {
+        let snapshot = self
+            .cell
+            .lock()
+            .as_ref()
+            .map(SnapshotCell::load)
+            .unwrap_or_default();
+        StatsView {
+            snapshot,
+            hierarchy: self.report.lock().hierarchy.clone(),
+        }
+    }
+
+    fn top(&self, n: usize, by: RankBy) -> TopTalkers {
+        let r = self.report.lock();
+        let Some(t) = &r.talkers else {
+            return TopTalkers {
+                by,
+                hosts: Vec::new(),
+                pairs: Vec::new(),
+                ports: Vec::new(),
+            };
+        };
+        fn cut<T: Clone>(v: &[T], n: usize) -> Vec<T> {
+            v.iter().take(n).cloned().collect()
+        }
+        match by {
+            RankBy::Bytes => TopTalkers {
+                by,
+                hosts: cut(&t.hosts_by_bytes, n),
+                pairs: cut(&t.pairs_by_bytes, n),
+                ports: cut(&t.ports_by_bytes, n),
+            },
+            RankBy::Packets => TopTalkers {
+                by,
+                hosts: cut(&t.hosts_by_packets, n),
+                pairs: cut(&t.pairs_by_packets, n),
+                ports: cut(&t.ports_by_packets, n),
+            },
+        }
+    }
+
+    fn alerts(&self, since: Option<Timestamp>, limit: usize) -> Vec<AlertEvent> {
+        self.alerts
+            .lock()
+            .iter()
+            .filter(|e| since.is_none_or(|s| e.alert().ts >= s))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<LiveEvent>> {
+        self.bus.subscribe()
+    }
+
+    fn metrics(&self, out: &mut MetricsWriter) {
+        let c = &self.counters;
+        out.counter(
+            "netmon_packets_read_total",
+            "Frames read from the capture source.",
+            &[],
+            c.read.load(Ordering::Relaxed),
+        );
+        for (i, ((to, dropped), done)) in c
+            .to_shard
+            .iter()
+            .zip(&c.dropped)
+            .zip(&c.processed)
+            .enumerate()
+        {
+            let shard = i.to_string();
+            let l = [("stage", "shard"), ("shard", shard.as_str())];
+            out.counter(
+                "netmon_stage_packets_in_total",
+                "Frames handed to a pipeline stage.",
+                &l,
+                to.load(Ordering::Relaxed),
+            );
+            out.counter(
+                "netmon_stage_packets_out_total",
+                "Frames a pipeline stage finished.",
+                &l,
+                done.load(Ordering::Relaxed),
+            );
+            out.counter(
+                "netmon_stage_dropped_total",
+                "Frames dropped because a stage's queue was full.",
+                &l,
+                dropped.load(Ordering::Relaxed),
+            );
+        }
+        out.counter(
+            "netmon_flows_ended_total",
+            "Flow records produced.",
+            &[],
+            self.records.load(Ordering::Relaxed),
+        );
+        out.counter(
+            "netmon_alerts_total",
+            "Alert events (raised and closed).",
+            &[],
+            self.alerts_total.load(Ordering::Relaxed),
+        );
+        out.counter(
+            "netmon_store_rows_total",
+            "Flow rows handed to the store.",
+            &[],
+            self.store_rows.load(Ordering::Relaxed),
+        );
+        out.counter(
+            "netmon_store_dropped_total",
+            "Flow rows the store's queue could not take.",
+            &[],
+            self.store_dropped.load(Ordering::Relaxed),
+        );
+        for i in self.interfaces.lock().iter() {
+            let l = [("interface", i.name.as_str())];
+            out.counter(
+                "netmon_interface_packets_total",
+                "Frames captured on an interface.",
+                &l,
+                i.packets,
+            );
+            out.counter(
+                "netmon_interface_bytes_total",
+                "Wire bytes captured on an interface.",
+                &l,
+                i.bytes,
+            );
+            if let Some(d) = i.kernel_dropped {
+                out.counter(
+                    "netmon_interface_kernel_dropped_total",
+                    "Frames the kernel dropped before netmon read them.",
+                    &l,
+                    d,
+                );
+            }
+        }
+        let active: usize = self.active.lock().values().map(Vec::len).sum();
+        out.gauge_int(
+            "netmon_active_flows_exported",
+            "Active flows in the latest export of the shards (their busiest).",
+            &[],
+            active as u64,
+        );
+        out.gauge(
+            "netmon_uptime_seconds",
+            "Seconds since the daemon started.",
+            &[],
+            self.started.elapsed().as_secs_f64(),
+        );
+        if let Some((rss, cpu)) = process_usage() {
+            out.gauge_int(
+                "netmon_process_resident_bytes",
+                "Resident memory of the daemon.",
+                &[],
+                rss,
+            );
+            out.gauge(
+                "netmon_process_cpu_seconds",
+                "CPU time the daemon used (user + system).",
+                &[],
+                cpu,
+            );
+        }
+    }
+}
+
+/// Resident bytes and CPU seconds of this process, from `/proc/self` (Linux).
+fn process_usage() -> Option<(u64, f64)> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces, inside parentheses).
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    // Linux's USER_HZ is 100 on every architecture netmon builds for.
+    Some((pages * 4096, (utime + stime) / 100.0))
+}
