@@ -514,3 +514,141 @@ mod tests {
         assert_eq!(last.info().wire_len, 2);
     }
 }
+
+/// Synthetic flow rows for the `store` benchmark: deterministic, with the mix of fields a
+/// classified capture gives.
+pub mod store_rows {
+    use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    use netmon_store::{DnsRow, FlowRow, HttpRow, TcpFlags};
+    use netmon_types::Timestamp;
+
+    /// SplitMix64 of `x`: a cheap deterministic hash.
+    fn mix(mut x: u64) -> u64 {
+        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^ (x >> 31)
+    }
+
+    const SITES: [&str; 8] = [
+        "www.example.com",
+        "api.example.net",
+        "cdn.static-host.org",
+        "mail.provider.de",
+        "updates.vendor.io",
+        "video.stream.tv",
+        "time.ntp.pool.org",
+        "tracker.ads.example",
+    ];
+
+    /// Flow `id` of run `run_id`: 45 % TLS over TCP (SNI, ALPN, JA4, TCP counters, DNS-learnt
+    /// domain), 30 % DNS over UDP (one question with two answers), 10 % HTTP (one request),
+    /// 15 % other UDP; 4 096 client addresses (one in eight IPv6), 512 servers; first seen
+    /// `id` milliseconds after 2024-01-01, lasting up to 60 s.
+    pub fn flow(run_id: u64, id: u64) -> FlowRow {
+        let h = mix(id);
+        let kind = h % 100;
+        let client = (h >> 8) % 4096;
+        let server = (h >> 20) % 512;
+        let site = SITES[((h >> 32) % 8) as usize];
+        let v6 = client % 8 == 0;
+        let (src_ip, dst_ip) = if v6 {
+            (
+                IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, client as u16)),
+                IpAddr::V6(Ipv6Addr::new(
+                    0x2001,
+                    0xdb8,
+                    0xffff,
+                    0,
+                    0,
+                    0,
+                    0,
+                    server as u16,
+                )),
+            )
+        } else {
+            (
+                IpAddr::V4(Ipv4Addr::new(10, 1, (client >> 8) as u8, client as u8)),
+                IpAddr::V4(Ipv4Addr::new(198, 51, (server >> 8) as u8, server as u8)),
+            )
+        };
+        let first = Timestamp::from_nanos(1_704_067_200_000_000_000 + id as i64 * 1_000_000);
+        let dur = ((h >> 40) % 60_000) as i64 * 1_000_000;
+        let pk = 2 + (h >> 44) % 40;
+        let mut r = FlowRow {
+            run_id,
+            id,
+            proto: 17,
+            src_ip,
+            src_port: Some(32768 + ((h >> 16) % 28000) as u16),
+            dst_ip,
+            dst_port: Some(53),
+            packets_c2s: pk,
+            bytes_c2s: pk * 120,
+            packets_s2c: pk,
+            bytes_s2c: pk * 900,
+            payload_bytes_c2s: pk * 66,
+            payload_bytes_s2c: pk * 846,
+            first_seen: first,
+            last_seen: Timestamp::from_nanos(first.0 + dur),
+            duration_ns: dur,
+            state: "none".into(),
+            end_reason: Some("idle_timeout".into()),
+            ..FlowRow::default()
+        };
+        let tcp = TcpFlags {
+            syn: 1,
+            fin: 1,
+            psh: (pk / 2) as u32,
+            ..TcpFlags::default()
+        };
+        match kind {
+            0..45 => {
+                r.proto = 6;
+                r.dst_port = Some(443);
+                r.state = "closed".into();
+                r.end_reason = Some("fin".into());
+                r.tcp_c2s = Some(tcp);
+                r.tcp_s2c = Some(tcp);
+                r.app = Some("tls".into());
+                r.sni = Some(site.into());
+                r.alpn = vec!["h2".into(), "http/1.1".into()];
+                r.tls_version = Some("1.3".into());
+                r.ja4 = Some("t13d1516h2_8daaf6152771_02713d6af862".into());
+                r.domain = Some(site.into());
+            }
+            45..75 => {
+                r.app = Some("dns".into());
+                r.dns = vec![DnsRow {
+                    query: site.into(),
+                    qtype: "A".into(),
+                    rcode: Some("NOERROR".into()),
+                    answers: vec!["93.184.216.34".into(), "93.184.216.35".into()],
+                    additional: Vec::new(),
+                }];
+            }
+            75..85 => {
+                r.proto = 6;
+                r.dst_port = Some(80);
+                r.state = "closed".into();
+                r.end_reason = Some("fin".into());
+                r.tcp_c2s = Some(tcp);
+                r.tcp_s2c = Some(tcp);
+                r.app = Some("http".into());
+                r.http = vec![HttpRow {
+                    method: Some("GET".into()),
+                    host: Some(site.into()),
+                    path: Some(format!("/item/{}", h % 10_000)),
+                    user_agent: Some("Mozilla/5.0 (X11; Linux x86_64)".into()),
+                    referer: None,
+                    status: Some(200),
+                }];
+            }
+            _ => {
+                r.dst_port = Some(1024 + ((h >> 50) % 40_000) as u16);
+            }
+        }
+        r
+    }
+}

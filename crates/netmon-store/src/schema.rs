@@ -1,0 +1,241 @@
+//! The SQLite schema and its migrations, keyed on `PRAGMA user_version`.
+//!
+//! A netmon database carries `PRAGMA application_id = 0x6e6d6f6e` ("nmon") and its schema
+//! version in `PRAGMA user_version`. Opening read-write applies every migration above the
+//! file's version, each in one transaction with the version bump, so a crash mid-migration
+//! leaves the previous version intact. A file of a newer version is refused.
+
+use std::path::Path;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::error::StoreError;
+
+/// `PRAGMA application_id` of a netmon database: "nmon" in ASCII.
+pub const APPLICATION_ID: i64 = 0x6e6d_6f6e;
+
+/// The schema version this crate writes and reads.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Migration `i` takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[V1];
+
+/// Version 1.
+///
+/// Times are integer nanoseconds since the Unix epoch on the packets' clock (`*_ns`), addresses
+/// are text (IPv4 dotted, IPv6 RFC 5952), lists and nested objects are JSON text (`NULL` when
+/// empty or absent). `seq` is each table's storage order and the tie-breaker of paging.
+const V1: &str = r#"
+CREATE TABLE runs (
+    run_id      INTEGER PRIMARY KEY,
+    host        TEXT NOT NULL,
+    source      TEXT NOT NULL,
+    started_ns  INTEGER NOT NULL,
+    version     TEXT NOT NULL
+);
+
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO meta (key, value) VALUES ('max_duration_ns', 0);
+
+CREATE TABLE flows (
+    seq               INTEGER PRIMARY KEY,
+    run_id            INTEGER NOT NULL,
+    id                INTEGER NOT NULL,
+    proto             INTEGER NOT NULL,
+    src_ip            TEXT NOT NULL,
+    src_port          INTEGER,
+    dst_ip            TEXT NOT NULL,
+    dst_port          INTEGER,
+    icmp_id           INTEGER,
+    packets_c2s       INTEGER NOT NULL,
+    bytes_c2s         INTEGER NOT NULL,
+    packets_s2c       INTEGER NOT NULL,
+    bytes_s2c         INTEGER NOT NULL,
+    payload_bytes_c2s INTEGER NOT NULL,
+    payload_bytes_s2c INTEGER NOT NULL,
+    first_seen_ns     INTEGER NOT NULL,
+    last_seen_ns      INTEGER NOT NULL,
+    duration_ns       INTEGER NOT NULL,
+    state             TEXT NOT NULL,
+    end_reason        TEXT,
+    vlan              TEXT,
+    iface             INTEGER NOT NULL,
+    iface_name        TEXT,
+    tcp_c2s           TEXT,
+    tcp_s2c           TEXT,
+    icmp_errors       INTEGER NOT NULL,
+    quoted            TEXT,
+    outer_key         TEXT,
+    app               TEXT COLLATE NOCASE,
+    app_guess         INTEGER NOT NULL,
+    sni               TEXT,
+    alpn              TEXT,
+    alpn_server       TEXT,
+    tls_version       TEXT,
+    ech               INTEGER NOT NULL,
+    ja4               TEXT,
+    http              TEXT,
+    dns               TEXT,
+    quic_version      TEXT,
+    ssh_client        TEXT,
+    ssh_server        TEXT,
+    stun_software     TEXT,
+    domain            TEXT,
+    packets           INTEGER GENERATED ALWAYS AS (packets_c2s + packets_s2c) VIRTUAL,
+    bytes             INTEGER GENERATED ALWAYS AS (bytes_c2s + bytes_s2c) VIRTUAL
+);
+-- Each index costs insert throughput (a B-tree descent per row; keys spread over the tree
+-- cost a page written per row): only the selective lookups are indexed. Time ranges use
+-- first_seen (a flow lasting past `from` started at most meta.max_duration_ns before it),
+-- sorts by bytes or packets sort the rows of the range, a port filter walks the time order.
+CREATE UNIQUE INDEX flows_key ON flows (run_id, id);
+CREATE INDEX flows_first_seen ON flows (first_seen_ns);
+CREATE INDEX flows_src_ip ON flows (src_ip);
+CREATE INDEX flows_dst_ip ON flows (dst_ip);
+CREATE INDEX flows_dst_port ON flows (dst_port);
+CREATE INDEX flows_app ON flows (app);
+
+-- Every name of a flow (SNI, HTTP Hosts, DNS questions, domain), lower-cased, without a
+-- trailing dot, reversed: a domain and its subdomains are one range of the primary key.
+CREATE TABLE flow_names (
+    name_rev TEXT NOT NULL,
+    flow_seq INTEGER NOT NULL,
+    PRIMARY KEY (name_rev, flow_seq)
+) WITHOUT ROWID;
+CREATE INDEX flow_names_seq ON flow_names (flow_seq);
+CREATE TRIGGER flows_delete_names AFTER DELETE ON flows BEGIN
+    DELETE FROM flow_names WHERE flow_seq = old.seq;
+END;
+
+CREATE TABLE series (
+    seq             INTEGER PRIMARY KEY,
+    run_id          INTEGER NOT NULL,
+    start_ns        INTEGER NOT NULL,
+    end_ns          INTEGER NOT NULL,
+    iface           INTEGER NOT NULL,
+    iface_name      TEXT,
+    layer           TEXT NOT NULL,
+    proto           TEXT NOT NULL,
+    window_secs     INTEGER NOT NULL,
+    covered_secs    INTEGER NOT NULL,
+    packets         INTEGER NOT NULL,
+    bytes           INTEGER NOT NULL,
+    new_flows       INTEGER NOT NULL,
+    pps             REAL NOT NULL,
+    bps             REAL NOT NULL,
+    new_flows_per_s REAL NOT NULL,
+    active_flows    INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX series_key ON series (run_id, window_secs, iface, layer, proto, start_ns);
+CREATE INDEX series_window_start ON series (window_secs, start_ns);
+CREATE INDEX series_start ON series (start_ns);
+CREATE INDEX series_end ON series (end_ns);
+
+CREATE TABLE alerts (
+    seq           INTEGER PRIMARY KEY,
+    run_id        INTEGER NOT NULL,
+    id            INTEGER NOT NULL,
+    ts_ns         INTEGER NOT NULL,
+    kind          TEXT NOT NULL,
+    severity      TEXT NOT NULL,
+    source        TEXT NOT NULL,
+    target        TEXT,
+    evidence      TEXT NOT NULL,
+    first_seen_ns INTEGER NOT NULL,
+    last_seen_ns  INTEGER NOT NULL,
+    closed        INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX alerts_key ON alerts (run_id, id);
+CREATE INDEX alerts_ts ON alerts (ts_ns);
+CREATE INDEX alerts_last_seen ON alerts (last_seen_ns);
+"#;
+
+/// The file's identity and version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Identity {
+    pub(crate) application_id: i64,
+    pub(crate) version: i64,
+    pub(crate) objects: i64,
+}
+
+pub(crate) fn identity(conn: &Connection, path: &Path) -> Result<Identity, StoreError> {
+    let read = || -> rusqlite::Result<Identity> {
+        Ok(Identity {
+            application_id: conn.query_row("PRAGMA application_id", [], |r| r.get(0))?,
+            version: conn.query_row("PRAGMA user_version", [], |r| r.get(0))?,
+            objects: conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?,
+        })
+    };
+    read().map_err(|e| match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase) => StoreError::NotNetmon {
+            path: path.to_path_buf(),
+            reason: "the file is not a SQLite database".into(),
+        },
+        _ => StoreError::sqlite(path, "read the schema version", e),
+    })
+}
+
+/// Refuses files that are not ours or too new. `Ok(true)` when the file is new (empty).
+pub(crate) fn check(id: Identity, path: &Path) -> Result<bool, StoreError> {
+    if id.application_id == 0 && id.version == 0 && id.objects == 0 {
+        return Ok(true);
+    }
+    if id.application_id != APPLICATION_ID {
+        return Err(StoreError::NotNetmon {
+            path: path.to_path_buf(),
+            reason: if id.application_id == 0 {
+                format!(
+                    "a SQLite database of another program: it holds {} tables or indexes and no netmon application id",
+                    id.objects
+                )
+            } else {
+                format!(
+                    "a SQLite database with application id {:#x}",
+                    id.application_id
+                )
+            },
+        });
+    }
+    if id.version < 0 {
+        return Err(StoreError::NotNetmon {
+            path: path.to_path_buf(),
+            reason: format!("negative schema version {}", id.version),
+        });
+    }
+    if id.version > SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            path: path.to_path_buf(),
+            found: id.version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    Ok(false)
+}
+
+/// Brings the schema up to [`SCHEMA_VERSION`]. Each step runs in an immediate transaction that
+/// re-reads the version first, so two processes opening a new file at once migrate it once.
+pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let err = |e| StoreError::sqlite(path, "migrate the schema", e);
+    loop {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let id = identity(&tx, path)?;
+        check(id, path)?;
+        let Some(sql) = usize::try_from(id.version)
+            .ok()
+            .and_then(|v| MIGRATIONS.get(v))
+        else {
+            return Ok(());
+        };
+        tx.execute_batch(sql).map_err(err)?;
+        tx.pragma_update(None, "application_id", APPLICATION_ID)
+            .map_err(err)?;
+        tx.pragma_update(None, "user_version", id.version + 1)
+            .map_err(err)?;
+        tx.commit().map_err(err)?;
+    }
+}

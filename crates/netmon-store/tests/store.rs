@@ -1,0 +1,975 @@
+//! SqliteStore on real files in a temporary directory: round trips, queries against a model,
+//! idempotence, retention, migrations and errors.
+
+mod common;
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use netmon_store::{
+    AlertQuery, DomainFilter, FlowQuery, FlowRow, FlowSort, MAX_STORED, Order, Retention, RunInfo,
+    SCHEMA_VERSION, SeriesQuery, SqliteConfig, SqliteStore, Store, StoreError,
+};
+use netmon_types::Timestamp;
+
+fn open(dir: &tempfile::TempDir) -> SqliteStore {
+    SqliteStore::open(dir.path().join("netmon.db")).unwrap()
+}
+
+fn all_flows(s: &mut SqliteStore) -> Vec<FlowRow> {
+    s.query_flows(&FlowQuery {
+        order: Order::Asc,
+        limit: 10_000,
+        ..FlowQuery::default()
+    })
+    .unwrap()
+    .rows
+}
+
+#[test]
+fn every_field_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(&dir);
+    let run = s
+        .begin_run(&RunInfo {
+            host: "sensor-ü".into(),
+            source: "eth0".into(),
+            started: ts(0),
+            version: "test".into(),
+        })
+        .unwrap();
+    assert_eq!(run, 1);
+    let full = full_flow(run, 7);
+    let empty = FlowRow {
+        run_id: run,
+        id: 8,
+        src_ip: v6(0xffff),
+        dst_ip: "::ffff:192.0.2.1".parse().unwrap(),
+        first_seen: Timestamp(-5),
+        last_seen: Timestamp(i64::MAX),
+        duration_ns: -1,
+        ..FlowRow::default()
+    };
+    s.write_flows(&[full.clone(), empty.clone()]).unwrap();
+    drop(s);
+    // Through a fresh read-only connection, so nothing comes from a cache.
+    let mut r = SqliteStore::open_read_only(dir.path().join("netmon.db")).unwrap();
+    assert_eq!(all_flows(&mut r), vec![empty, full], "first_seen order");
+}
+
+#[test]
+fn counters_beyond_the_integer_range_are_clamped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(&dir);
+    let mut f = flow(1, 1, 0, 1);
+    f.bytes_c2s = u64::MAX;
+    f.bytes_s2c = u64::MAX;
+    f.packets_c2s = MAX_STORED;
+    s.write_flows(&[f]).unwrap();
+    let got = all_flows(&mut s).remove(0);
+    assert_eq!((got.bytes_c2s, got.bytes_s2c), (MAX_STORED, MAX_STORED));
+    assert_eq!(got.packets_c2s, MAX_STORED);
+    // The sum column stays an integer: sorting by bytes and its cursor work.
+    let p = s
+        .query_flows(&FlowQuery {
+            sort: FlowSort::Bytes,
+            limit: 1,
+            ..FlowQuery::default()
+        })
+        .unwrap();
+    assert_eq!(p.rows.len(), 1);
+    assert!(p.next.is_none());
+}
+
+#[test]
+fn series_and_alerts_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(&dir);
+    let pts = vec![
+        series(1, 1, 0, "tcp"),
+        series(1, 10, 0, "ünï"),
+        series(2, 1, 5, "tcp"),
+    ];
+    s.write_series(&pts).unwrap();
+    let got = s.query_series(&SeriesQuery::default()).unwrap();
+    let mut want = pts.clone();
+    want.sort_by_key(|p| p.start);
+    assert_eq!(got.rows, want);
+
+    let mut a = alert(1, 1, 100, "vertical_scan", "10.0.0.1");
+    a.evidence = r#"{"rule":"pps > 10 \"x\"","value":1e300}"#.into();
+    let b = alert(1, 2, 50, "syn_flood", "2001:db8::1");
+    s.write_alerts(&[a.clone(), b.clone()]).unwrap();
+    let got = s.query_alerts(&AlertQuery::default()).unwrap();
+    assert_eq!(got.rows, vec![a, b], "newest first");
+}
+
+#[test]
+fn rewriting_keeps_one_row_and_the_newer_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(&dir);
+    let batch: Vec<FlowRow> = (0..50).map(|i| full_flow(1, i)).collect();
+    s.write_flows(&batch).unwrap();
+    s.write_flows(&batch).unwrap(); // a retried batch
+    s.write_flows(&batch[10..20]).unwrap();
+    assert_eq!(all_flows(&mut s), batch);
+    assert_eq!(s.row_counts().unwrap().0, 50);
+
+    // The same id in another run is another flow.
+    let mut other = full_flow(2, 3);
+    other.sni = Some("other.example".into());
+    s.write_flows(&[other.clone()]).unwrap();
+    assert_eq!(s.row_counts().unwrap().0, 51);
+
+    // A live update, then the final record, then a stale update arriving late.
+    let mut live = flow(3, 1, 0, 10);
+    live.end_reason = None;
+    live.packets_c2s = 5;
+    s.write_flows(&[live.clone()]).unwrap();
+    let mut fin = live.clone();
+    fin.last_seen = ts(20);
+    fin.packets_c2s = 9;
+    fin.end_reason = Some("fin".into());
+    fin.sni = Some("late.example".into());
+    s.write_flows(&[fin.clone()]).unwrap();
+    s.write_flows(&[live.clone()]).unwrap();
+    let q = |s: &mut SqliteStore| {
+        s.query_flows(&FlowQuery {
+            run_id: Some(3),
+            ..FlowQuery::default()
+        })
+        .unwrap()
+        .rows
+    };
+    assert_eq!(q(&mut s), vec![fin.clone()]);
+    // Same times and packets: the ended record wins over the live one, not the reverse.
+    let mut live2 = fin.clone();
+    live2.end_reason = None;
+    s.write_flows(&[live2]).unwrap();
+    assert_eq!(q(&mut s), vec![fin]);
+    // The name learnt by the update is searchable.
+    let by_name = s
+        .query_flows(&FlowQuery {
+            domain: Some(DomainFilter::Exact("late.example".into())),
+            ..FlowQuery::default()
+        })
+        .unwrap();
+    assert_eq!(by_name.rows.len(), 1);
+
+    // Series and alerts: retries change nothing; a closed alert replaces the raised one.
+    let pts = vec![series(1, 1, 0, "tcp"), series(1, 1, 1, "tcp")];
+    s.write_series(&pts).unwrap();
+    s.write_series(&pts).unwrap();
+    let raised = alert(1, 1, 100, "vertical_scan", "10.0.0.1");
+    let mut closed = raised.clone();
+    closed.closed = true;
+    closed.last_seen = ts(200);
+    s.write_alerts(std::slice::from_ref(&raised)).unwrap();
+    s.write_alerts(&[closed.clone()]).unwrap();
+    s.write_alerts(&[raised]).unwrap();
+    assert_eq!(s.row_counts().unwrap(), (52, 2, 1));
+    assert_eq!(
+        s.query_alerts(&AlertQuery::default()).unwrap().rows,
+        vec![closed]
+    );
+}
+
+/// The flows of the query model: varied endpoints, protocols, apps, names and times, with
+/// ties in bytes and packets.
+fn dataset() -> Vec<FlowRow> {
+    let srcs = [v4(10, 0, 0, 1), v4(10, 0, 0, 2), v6(1), v6(2)];
+    let dsts = [v4(8, 8, 8, 8), v4(1, 1, 1, 1), v6(3)];
+    let names = [
+        "example.com",
+        "www.example.com",
+        "badexample.com",
+        "A.B.Example.COM.",
+        "other.org",
+    ];
+    (0..150u64)
+        .map(|i| {
+            let mut f = flow(1 + i % 2, i / 2, ((i * 7) % 100) as i64, (i % 13) as i64);
+            f.src_ip = srcs[(i % 4) as usize];
+            f.dst_ip = dsts[(i % 3) as usize];
+            f.src_port = Some(40000 + (i % 5) as u16);
+            match i % 4 {
+                0 => {
+                    f.proto = 6;
+                    f.dst_port = Some(443);
+                    f.app = Some("tls".into());
+                    f.sni = Some(names[(i % 5) as usize].into());
+                }
+                1 => {
+                    f.proto = 17;
+                    f.dst_port = Some(53);
+                    f.app = Some("dns".into());
+                    f.dns = vec![netmon_store::DnsRow {
+                        query: names[((i + 1) % 5) as usize].into(),
+                        ..Default::default()
+                    }];
+                }
+                2 => {
+                    f.proto = 6;
+                    f.dst_port = Some(40001); // equal to some src ports
+                    f.app = Some("HTTP".into());
+                    f.http = vec![netmon_store::HttpRow {
+                        host: Some(names[((i + 2) % 5) as usize].into()),
+                        ..Default::default()
+                    }];
+                    f.domain = Some("cdn.other.org".into());
+                }
+                _ => {
+                    f.proto = 1;
+                    f.src_port = None;
+                    f.dst_port = None;
+                }
+            }
+            f.packets_c2s = i % 6;
+            f.bytes_c2s = (i % 9) * 100;
+            f
+        })
+        .collect()
+}
+
+fn norm(n: &str) -> String {
+    n.trim_end_matches('.').to_ascii_lowercase()
+}
+
+fn model_match(q: &FlowQuery, f: &FlowRow) -> bool {
+    q.run_id.is_none_or(|r| f.run_id == r)
+        && q.from.is_none_or(|t| f.last_seen >= t)
+        && q.to.is_none_or(|t| f.first_seen < t)
+        && q.host.is_none_or(|h| f.src_ip == h || f.dst_ip == h)
+        && q.port
+            .is_none_or(|p| f.src_port == Some(p) || f.dst_port == Some(p))
+        && q.app
+            .as_ref()
+            .is_none_or(|a| f.app.as_ref().is_some_and(|x| x.eq_ignore_ascii_case(a)))
+        && q.proto.is_none_or(|p| f.proto == p)
+        && match &q.domain {
+            None => true,
+            Some(DomainFilter::Exact(d)) => f.names().any(|n| norm(n) == norm(d)),
+            Some(DomainFilter::Suffix(d)) => f.names().any(|n| {
+                let (n, d) = (norm(n), norm(d));
+                n == d || n.ends_with(&format!(".{d}"))
+            }),
+        }
+}
+
+fn model(q: &FlowQuery, data: &[FlowRow]) -> Vec<FlowRow> {
+    let mut v: Vec<(usize, &FlowRow)> = data
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| model_match(q, f))
+        .collect();
+    let key = |f: &FlowRow| match q.sort {
+        FlowSort::FirstSeen => f.first_seen.0,
+        FlowSort::Bytes => f.bytes() as i64,
+        FlowSort::Packets => f.packets() as i64,
+    };
+    v.sort_by_key(|(i, f)| (key(f), *i));
+    if q.order == Order::Desc {
+        v.reverse();
+    }
+    v.into_iter().map(|(_, f)| f.clone()).collect()
+}
+
+#[test]
+fn queries_match_the_model_with_every_filter_sort_and_paging() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(&dir);
+    let data = dataset();
+    s.write_flows(&data[..70]).unwrap();
+    s.write_flows(&data[70..]).unwrap();
+
+    let base = FlowQuery::default();
+    let filters: Vec<FlowQuery> = vec![
+        base.clone(),
+        FlowQuery {
+            run_id: Some(2),
+            ..base.clone()
+        },
+        FlowQuery {
+            from: Some(ts(50)),
+            ..base.clone()
+        },
+        FlowQuery {
+            to: Some(ts(30)),
+            ..base.clone()
+        },
+        FlowQuery {
+            from: Some(ts(40)),
+            to: Some(ts(45)),
+            ..base.clone()
+        },
+        FlowQuery {
+            host: Some(v4(10, 0, 0, 2)),
+            ..base.clone()
+        },
+        FlowQuery {
+            host: Some(v4(8, 8, 8, 8)),
+            ..base.clone()
+        },
+        FlowQuery {
+            host: Some(v6(3)),
+            ..base.clone()
+        },
+        FlowQuery {
+            host: Some("2001:db8:0:0::1".parse::<IpAddr>().unwrap()),
+            ..base.clone()
+        },
+        FlowQuery {
+            port: Some(443),
+            ..base.clone()
+        },
+        FlowQuery {
+            port: Some(40001),
+            ..base.clone()
+        },
+        FlowQuery {
+            port: Some(9),
+            ..base.clone()
+        },
+        FlowQuery {
+            app: Some("http".into()),
+            ..base.clone()
+        },
+        FlowQuery {
+            app: Some("TLS".into()),
+            ..base.clone()
+        },
+        FlowQuery {
+            proto: Some(1),
+            ..base.clone()
+        },
+        FlowQuery {
+            domain: Some(DomainFilter::Exact("example.com".into())),
+            ..base.clone()
+        },
+        FlowQuery {
+            domain: Some(DomainFilter::Exact("a.b.example.com".into())),
+            ..base.clone()
+        },
+        FlowQuery {
+            domain: Some(DomainFilter::Suffix("Example.com.".into())),
+            ..base.clone()
+        },
+        FlowQuery {
+            domain: Some(DomainFilter::Suffix("other.org".into())),
+            ..base.clone()
+        },
+        FlowQuery {
+            domain: Some(DomainFilter::Suffix("le.com".into())),
+            ..base.clone()
+        },
+        FlowQuery {
+            run_id: Some(1),
+            from: Some(ts(20)),
+            to: Some(ts(90)),
+            host: Some(v4(10, 0, 0, 1)),
+            app: Some("tls".into()),
+            domain: Some(DomainFilter::Suffix("example.com".into())),
+            proto: Some(6),
+            port: Some(443),
+            ..base.clone()
+        },
+    ];
+    let mut empty = Vec::new();
+    for f in &filters {
+        for sort in [FlowSort::FirstSeen, FlowSort::Bytes, FlowSort::Packets] {
+            for order in [Order::Asc, Order::Desc] {
+                let q = FlowQuery {
+                    sort,
+                    order,
+                    limit: 10_000,
+                    ..f.clone()
+                };
+                let want = model(&q, &data);
+                let got = s.query_flows(&q).unwrap();
+                assert_eq!(got.rows, want, "{q:?}");
+                assert!(got.next.is_none());
+                if want.is_empty() && sort == FlowSort::FirstSeen && order == Order::Asc {
+                    empty.push(f.clone());
+                }
+
+                // Keyset paging, 7 rows a page, through the cursor's text form.
+                let mut paged = Vec::new();
+                let mut cursor = None;
+                loop {
+                    let p = s
+                        .query_flows(&FlowQuery {
+                            limit: 7,
+                            cursor,
+                            ..q.clone()
+                        })
+                        .unwrap();
+                    assert!(p.rows.len() <= 7);
+                    paged.extend(p.rows);
+                    match p.next {
+                        Some(c) => cursor = Some(c.to_string().parse().unwrap()),
+                        None => break,
+                    }
+                }
+                assert_eq!(paged, want, "cursor paging {q:?}");
+
+                // Offset paging.
+                let p = s
+                    .query_flows(&FlowQuery {
+                        limit: 5,
+                        offset: 3,
+                        ..q.clone()
+                    })
+                    .unwrap();
+                let end = want.len().min(8);
+                assert_eq!(
+                    p.rows,
+                    want.get(3.min(end)..end).unwrap_or_default(),
+                    "offset {q:?}"
+                );
+                assert_eq!(p.next.is_some(), want.len() > 8);
+            }
+        }
+    }
+    // Every filter selects something but the unused port and the part of a label.
+    assert_eq!(
+        empty,
+        vec![
+            FlowQuery {
+                port: Some(9),
+                ..base.clone()
+            },
+            FlowQuery {
+                domain: Some(DomainFilter::Suffix("le.com".into())),
+                ..base.clone()
+            },
+        ]
+    );
+
+    // A cursor only fits its own sort order.
+    let p = s
+        .query_flows(&FlowQuery {
+            limit: 1,
+            ..base.clone()
+        })
+        .unwrap();
+    let err = s
+        .query_flows(&FlowQuery {
+            sort: FlowSort::Bytes,
+            cursor: p.next,
+            ..base.clone()
+        })
+        .unwrap_err();
+    assert!(matches!(err, StoreError::BadCursor { .. }), "{err}");
+    // Limits: 0 is the default page, huge is capped.
+    assert_eq!(s.query_flows(&base).unwrap().rows.len(), 100);
+    let big = s
+        .query_flows(&FlowQuery {
+            limit: u32::MAX,
+            ..base
+        })
+        .unwrap();
+    assert_eq!(big.rows.len(), data.len());
+}
+
+#[test]
+fn series_and_alert_queries_filter_and_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(&dir);
+    let mut pts = Vec::new();
+    for t in 0..30 {
+        pts.push(series(1, 1, t, "tcp"));
+        pts.push(series(1, 1, t, "udp"));
+        if t % 10 == 0 {
+            pts.push(series(1, 10, t, "tcp"));
+        }
+    }
+    s.write_series(&pts).unwrap();
+    let q = SeriesQuery {
+        window_secs: Some(1),
+        proto: Some("tcp".into()),
+        from: Some(ts(5)),
+        to: Some(ts(25)),
+        ..SeriesQuery::default()
+    };
+    let got = s.query_series(&q).unwrap().rows;
+    assert_eq!(got.len(), 20);
+    assert!(got.windows(2).all(|w| w[0].start < w[1].start));
+    assert!(got.iter().all(|p| p.proto == "tcp" && p.window_secs == 1));
+    let ten = s
+        .query_series(&SeriesQuery {
+            window_secs: Some(10),
+            order: Order::Desc,
+            ..SeriesQuery::default()
+        })
+        .unwrap()
+        .rows;
+    assert_eq!(
+        ten.iter().map(|p| p.start).collect::<Vec<_>>(),
+        vec![ts(20), ts(10), ts(0)]
+    );
+    let mut paged = Vec::new();
+    let mut cursor = None;
+    loop {
+        let p = s
+            .query_series(&SeriesQuery {
+                limit: 4,
+                cursor,
+                ..q.clone()
+            })
+            .unwrap();
+        paged.extend(p.rows);
+        cursor = p.next;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(paged, got);
+    assert!(
+        s.query_series(&SeriesQuery {
+            iface: Some(2),
+            ..SeriesQuery::default()
+        })
+        .unwrap()
+        .rows
+        .is_empty()
+    );
+    assert_eq!(
+        s.query_series(&SeriesQuery {
+            layer: Some("l4".into()),
+            limit: 1000,
+            ..SeriesQuery::default()
+        })
+        .unwrap()
+        .rows
+        .len(),
+        pts.len()
+    );
+
+    let alerts: Vec<_> = (0..20u64)
+        .map(|i| {
+            alert(
+                1 + i % 2,
+                i,
+                i as i64 * 10,
+                if i % 3 == 0 {
+                    "syn_flood"
+                } else {
+                    "vertical_scan"
+                },
+                if i % 4 == 0 { "10.0.0.1" } else { "eth0" },
+            )
+        })
+        .collect();
+    s.write_alerts(&alerts).unwrap();
+    let got = s
+        .query_alerts(&AlertQuery {
+            kind: Some("syn_flood".into()),
+            ..AlertQuery::default()
+        })
+        .unwrap()
+        .rows;
+    assert_eq!(
+        got.iter().map(|a| a.id).collect::<Vec<_>>(),
+        vec![18, 15, 12, 9, 6, 3, 0]
+    );
+    let got = s
+        .query_alerts(&AlertQuery {
+            subject: Some("10.0.0.1".into()),
+            run_id: Some(1),
+            order: Order::Asc,
+            ..AlertQuery::default()
+        })
+        .unwrap()
+        .rows;
+    assert_eq!(
+        got.iter().map(|a| a.id).collect::<Vec<_>>(),
+        vec![0, 4, 8, 12, 16]
+    );
+    let got = s
+        .query_alerts(&AlertQuery {
+            subject: Some("10.0.0.9".into()),
+            from: Some(ts(50)),
+            to: Some(ts(100)),
+            ..AlertQuery::default()
+        })
+        .unwrap()
+        .rows;
+    assert_eq!(
+        got.iter().map(|a| a.id).collect::<Vec<_>>(),
+        vec![9, 8, 7, 6, 5]
+    );
+    assert!(
+        s.query_alerts(&AlertQuery {
+            severity: Some("low".into()),
+            ..AlertQuery::default()
+        })
+        .unwrap()
+        .rows
+        .is_empty()
+    );
+    let p1 = s
+        .query_alerts(&AlertQuery {
+            limit: 15,
+            ..AlertQuery::default()
+        })
+        .unwrap();
+    let p2 = s
+        .query_alerts(&AlertQuery {
+            limit: 15,
+            cursor: p1.next,
+            ..AlertQuery::default()
+        })
+        .unwrap();
+    assert_eq!((p1.rows.len(), p2.rows.len()), (15, 5));
+    assert!(p2.next.is_none());
+}
+
+#[test]
+fn retention_by_age_deletes_what_is_older() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(&dir);
+    // Flows ending at 10, 20, ..., 100 s; one long flow started at 0 and still going at 100.
+    let mut flows: Vec<FlowRow> = (0..10).map(|i| flow(1, i, i as i64 * 10, 10)).collect();
+    flows.push(flow(1, 99, 0, 100));
+    flows[3].sni = Some("gone.example".into());
+    s.write_flows(&flows).unwrap();
+    s.write_series(
+        &(0..10)
+            .map(|t| series(1, 10, t * 10, "all"))
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    s.write_alerts(
+        &(0..10)
+            .map(|i| alert(1, i, i as i64 * 10 + 10, "syn_flood", "x"))
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+
+    // Keep what was seen in the last 55 s before t = 100: last_seen >= 45.
+    let st = s
+        .retention(
+            &Retention {
+                max_age: Some(Duration::from_secs(55)),
+                max_bytes: None,
+            },
+            ts(100),
+        )
+        .unwrap();
+    assert_eq!((st.flows, st.series, st.alerts), (4, 4, 4), "{st:?}");
+    assert_eq!(st.total(), 12);
+    let left = all_flows(&mut s);
+    assert_eq!(
+        left.iter().map(|f| f.id).collect::<Vec<_>>(),
+        vec![99, 4, 5, 6, 7, 8, 9]
+    );
+    assert!(left.iter().all(|f| f.last_seen >= ts(45)));
+    // Names of deleted flows go with them.
+    let q = FlowQuery {
+        domain: Some(DomainFilter::Exact("gone.example".into())),
+        ..FlowQuery::default()
+    };
+    assert!(s.query_flows(&q).unwrap().rows.is_empty());
+    let names: i64 = rusqlite::Connection::open(dir.path().join("netmon.db"))
+        .unwrap()
+        .query_row("SELECT count(*) FROM flow_names", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(names, 0);
+    // Nothing more to do: a second pass deletes nothing.
+    let st = s
+        .retention(
+            &Retention {
+                max_age: Some(Duration::from_secs(55)),
+                max_bytes: None,
+            },
+            ts(100),
+        )
+        .unwrap();
+    assert_eq!(st.total(), 0);
+    assert_eq!(s.integrity_check().unwrap(), vec!["ok"]);
+}
+
+#[test]
+fn retention_by_size_deletes_the_oldest_and_shrinks_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("netmon.db");
+    let mut s = open(&dir);
+    let flows: Vec<FlowRow> = (0..20_000u64)
+        .map(|i| {
+            let mut f = full_flow(1, i);
+            f.first_seen = ts(i as i64);
+            f.last_seen = ts(i as i64 + 5);
+            f
+        })
+        .collect();
+    for chunk in flows.chunks(2000) {
+        s.write_flows(chunk).unwrap();
+    }
+    s.write_series(
+        &(0..100)
+            .map(|t| series(1, 60, t * 200, "all"))
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    s.flush().unwrap(); // checkpoint: every page in the file
+    let used = s.used_bytes().unwrap();
+    let file_before = std::fs::metadata(&path).unwrap().len();
+    assert!(used > 10_000_000, "{used}");
+
+    // Half the bytes: about 45 % of the rows stay (90 % of the bound).
+    let max = used / 2;
+    let st = s
+        .retention(
+            &Retention {
+                max_age: None,
+                max_bytes: Some(max),
+            },
+            ts(0),
+        )
+        .unwrap();
+    let left = all_flows(&mut s);
+    assert_eq!(st.flows as usize + left.len(), flows.len());
+    let kept = left.len() as f64 / flows.len() as f64;
+    assert!((0.40..=0.50).contains(&kept), "kept {kept}");
+    // The oldest went: what is left is the newest rows, contiguous.
+    let oldest_left = left.iter().map(|f| f.first_seen).min().unwrap();
+    assert_eq!(left.len() as i64, 20_000 - (oldest_left.0 - T0) / SEC);
+    assert!(st.series > 0 && st.series < 100, "{st:?}");
+    // Pages were freed and given back: the file shrank (after the checkpoint).
+    let used_after = s.used_bytes().unwrap();
+    assert!(used_after < used, "{used_after} {used}");
+    assert!(std::fs::metadata(&path).unwrap().len() < file_before);
+    // Right after a pass the pages in use have not grown: the next pass does nothing, even
+    // if index pages are still sparse.
+    let st2 = s
+        .retention(
+            &Retention {
+                max_age: None,
+                max_bytes: Some(max),
+            },
+            ts(0),
+        )
+        .unwrap();
+    assert_eq!(st2.total(), 0);
+    // A bound already met deletes nothing.
+    let mut fresh = SqliteStore::open(&path).unwrap();
+    let st3 = fresh
+        .retention(
+            &Retention {
+                max_age: None,
+                max_bytes: Some(u64::MAX),
+            },
+            ts(0),
+        )
+        .unwrap();
+    assert_eq!(st3.total(), 0);
+    assert_eq!(fresh.integrity_check().unwrap(), vec!["ok"]);
+}
+
+fn raw(path: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(path).unwrap()
+}
+
+#[test]
+fn new_and_version_0_files_migrate() {
+    let dir = tempfile::tempdir().unwrap();
+    // An empty file, and a SQLite database at version 0 with no tables.
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    let v0 = dir.path().join("v0.db");
+    raw(&v0)
+        .execute_batch("PRAGMA user_version = 0; VACUUM;")
+        .unwrap();
+    for p in [empty, v0, dir.path().join("new.db")] {
+        let mut s = SqliteStore::open(&p).unwrap();
+        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+        s.write_flows(&[flow(1, 1, 0, 1)]).unwrap();
+        drop(s);
+        let c = raw(&p);
+        let mode: String = c
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        let app: i64 = c
+            .query_row("PRAGMA application_id", [], |r| r.get(0))
+            .unwrap();
+        let vacuum: i64 = c.query_row("PRAGMA auto_vacuum", [], |r| r.get(0)).unwrap();
+        assert_eq!(
+            (mode.as_str(), app, vacuum),
+            ("wal", netmon_store::APPLICATION_ID, 2),
+            "{}",
+            p.display()
+        );
+        // Opening again migrates nothing and keeps the data.
+        let mut s = SqliteStore::open(&p).unwrap();
+        assert_eq!(all_flows(&mut s).len(), 1);
+    }
+}
+
+#[test]
+fn newer_foreign_and_broken_files_are_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    // A netmon database from the future.
+    let future = dir.path().join("future.db");
+    drop(SqliteStore::open(&future).unwrap());
+    raw(&future)
+        .execute_batch("PRAGMA user_version = 99")
+        .unwrap();
+    let e = SqliteStore::open(&future).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StoreError::TooNew {
+                found: 99,
+                supported: SCHEMA_VERSION,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let msg = e.to_string();
+    assert!(
+        msg.contains("future.db") && msg.contains("newer than this netmon supports"),
+        "{msg}"
+    );
+    assert!(matches!(
+        SqliteStore::open_read_only(&future),
+        Err(StoreError::TooNew { .. })
+    ));
+
+    // Another program's database: refused, and not switched to WAL or changed.
+    let foreign = dir.path().join("foreign.db");
+    raw(&foreign)
+        .execute_batch("CREATE TABLE notes (x TEXT); INSERT INTO notes VALUES ('keep');")
+        .unwrap();
+    let e = SqliteStore::open(&foreign).unwrap_err();
+    assert!(matches!(e, StoreError::NotNetmon { .. }), "{e}");
+    assert!(e.to_string().contains("not a netmon database"), "{e}");
+    let c = raw(&foreign);
+    let mode: String = c
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    let n: i64 = c
+        .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!((mode.as_str(), n), ("delete", 1));
+    let other_app = dir.path().join("app.db");
+    raw(&other_app)
+        .execute_batch("PRAGMA application_id = 42")
+        .unwrap();
+    assert!(
+        SqliteStore::open(&other_app)
+            .unwrap_err()
+            .to_string()
+            .contains("0x2a")
+    );
+
+    // Not a database at all.
+    let junk = dir.path().join("junk.db");
+    std::fs::write(&junk, vec![0x5a; 8192]).unwrap();
+    let e = SqliteStore::open(&junk).unwrap_err();
+    assert!(matches!(e, StoreError::NotNetmon { .. }), "{e}");
+    assert!(e.to_string().contains("not a SQLite database"), "{e}");
+    assert_eq!(std::fs::read(&junk).unwrap(), vec![0x5a; 8192]);
+
+    // Read-only needs the schema.
+    let blank = dir.path().join("blank.db");
+    std::fs::write(&blank, b"").unwrap();
+    let e = SqliteStore::open_read_only(&blank).unwrap_err();
+    assert!(
+        matches!(e, StoreError::NotInitialised { found: 0, .. }),
+        "{e}"
+    );
+}
+
+#[test]
+fn errors_name_the_file_and_give_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no/such/dir/netmon.db");
+    let e = SqliteStore::open(&missing).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("no/such/dir/netmon.db")
+            && msg.contains("hint:")
+            && msg.contains("directory exists"),
+        "{msg}"
+    );
+    assert_eq!(e.sqlite_code(), Some(rusqlite::ErrorCode::CannotOpen));
+
+    // Another connection holds the write lock longer than the busy timeout.
+    let path = dir.path().join("locked.db");
+    let mut s = SqliteStore::open_with(
+        &path,
+        &SqliteConfig {
+            busy_timeout: Duration::from_millis(50),
+            ..SqliteConfig::default()
+        },
+    )
+    .unwrap();
+    let other = raw(&path);
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let e = s.write_flows(&[flow(1, 1, 0, 1)]).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("locked.db: insert flows: database is locked")
+            && msg.contains("another netmond"),
+        "{msg}"
+    );
+    other.execute_batch("ROLLBACK").unwrap();
+    s.write_flows(&[flow(1, 1, 0, 1)]).unwrap();
+
+    // A damaged value is an error naming the table, row and column, not a panic.
+    raw(&path)
+        .execute_batch("UPDATE flows SET src_ip = 'not-an-ip'; ")
+        .unwrap();
+    let e = s.query_flows(&FlowQuery::default()).unwrap_err();
+    assert!(
+        matches!(e, StoreError::Corrupt { table: "flows", .. }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("column src_ip"), "{e}");
+    raw(&path)
+        .execute_batch("UPDATE flows SET src_ip = '10.0.0.1', src_port = 70000, http = '[{'")
+        .unwrap();
+    let e = s.query_flows(&FlowQuery::default()).unwrap_err();
+    assert!(e.to_string().contains("column src_port"), "{e}");
+    raw(&path)
+        .execute_batch("UPDATE flows SET src_port = 1, packets_c2s = -1")
+        .unwrap();
+    assert!(
+        s.query_flows(&FlowQuery::default())
+            .unwrap_err()
+            .to_string()
+            .contains("negative")
+    );
+    raw(&path)
+        .execute_batch("UPDATE flows SET packets_c2s = 1")
+        .unwrap();
+    assert!(
+        s.query_flows(&FlowQuery::default())
+            .unwrap_err()
+            .to_string()
+            .contains("column http")
+    );
+}
+
+#[test]
+fn readers_query_while_the_writer_holds_a_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("netmon.db");
+    let mut w = SqliteStore::open(&path).unwrap();
+    w.write_flows(&[flow(1, 1, 0, 1)]).unwrap();
+    let mut r = SqliteStore::open_read_only(&path).unwrap();
+    let other = raw(&path);
+    other
+        .execute_batch("BEGIN IMMEDIATE; DELETE FROM flows;")
+        .unwrap();
+    // WAL: the reader sees the last commit, without waiting.
+    assert_eq!(all_flows(&mut r).len(), 1);
+    // A read-only store cannot write.
+    let e = r.write_flows(&[flow(1, 2, 0, 1)]).unwrap_err();
+    assert!(e.to_string().contains("hint:"), "{e}");
+    other.execute_batch("COMMIT").unwrap();
+    assert_eq!(all_flows(&mut r).len(), 0);
+}

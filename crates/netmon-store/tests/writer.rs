@@ -1,0 +1,170 @@
+//! StoreWriter over real SQLite files: draining, coalescing, a full queue, failures and
+//! retention through the writer thread.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use netmon_store::{
+    Batch, FlowRow, Retention, SendError, SqliteConfig, SqliteStore, StoreWriter, WriterConfig,
+};
+
+fn rows(from: u64, n: u64) -> Vec<FlowRow> {
+    (from..from + n).map(|i| flow(1, i, i as i64, 1)).collect()
+}
+
+fn count(path: &std::path::Path) -> u64 {
+    SqliteStore::open_read_only(path)
+        .unwrap()
+        .row_counts()
+        .unwrap()
+        .0
+}
+
+#[test]
+fn close_commits_everything_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("netmon.db");
+    let w = StoreWriter::spawn(
+        Box::new(SqliteStore::open(&path).unwrap()),
+        &WriterConfig::default(),
+    )
+    .unwrap();
+    for b in 0..50 {
+        w.send(Batch::Flows(rows(b * 100, 100))).unwrap();
+    }
+    w.send(Batch::Series(vec![series(1, 1, 0, "tcp")])).unwrap();
+    w.send(Batch::Alerts(vec![alert(1, 1, 0, "syn_flood", "x")]))
+        .unwrap();
+    let st = w.close().unwrap();
+    assert_eq!(
+        (
+            st.flow_rows,
+            st.series_rows,
+            st.alert_rows,
+            st.batches,
+            st.errors
+        ),
+        (5000, 1, 1, 52, 0)
+    );
+    // Batches waiting together share a transaction; at least the three tables need three.
+    assert!((3..=52).contains(&st.commits), "{st:?}");
+    assert_eq!(count(&path), 5000);
+}
+
+#[test]
+fn dropping_the_writer_commits_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("netmon.db");
+    {
+        let w = StoreWriter::spawn(
+            Box::new(SqliteStore::open(&path).unwrap()),
+            &WriterConfig::default(),
+        )
+        .unwrap();
+        w.send(Batch::Flows(rows(0, 10))).unwrap();
+    }
+    assert_eq!(count(&path), 10);
+}
+
+#[test]
+fn a_full_queue_hands_the_batch_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("netmon.db");
+    let store = SqliteStore::open_with(
+        &path,
+        &SqliteConfig {
+            busy_timeout: Duration::from_secs(30),
+            ..SqliteConfig::default()
+        },
+    )
+    .unwrap();
+    let w = StoreWriter::spawn(
+        Box::new(store),
+        &WriterConfig {
+            queue_batches: 1,
+            coalesce_rows: 0,
+        },
+    )
+    .unwrap();
+    // Another connection holds the write lock: the writer waits inside its first batch.
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let mut sent = 0u64;
+    let full = loop {
+        match w.try_send(Batch::Flows(rows(sent * 10, 10))) {
+            Ok(()) => sent += 1,
+            Err(e) => break e,
+        }
+        assert!(sent <= 2, "a queue of one batch took {sent}");
+    };
+    assert!(sent >= 1);
+    assert!(full.to_string().contains("queue is full"), "{full}");
+    let SendError::Full(back) = full else {
+        panic!("{full:?}")
+    };
+    assert_eq!(back, Batch::Flows(rows(sent * 10, 10)));
+    let st = w.stats();
+    assert_eq!((st.queue_capacity, st.flow_rows), (1, 0));
+    other.execute_batch("ROLLBACK").unwrap();
+    w.flush().unwrap();
+    assert_eq!(w.stats().flow_rows, sent * 10);
+    assert_eq!(w.stats().queue_depth, 0);
+    drop(w);
+    assert_eq!(count(&path), sent * 10);
+}
+
+#[test]
+fn a_failed_batch_is_counted_and_reported_by_the_next_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("netmon.db");
+    let store = SqliteStore::open_with(
+        &path,
+        &SqliteConfig {
+            busy_timeout: Duration::from_millis(20),
+            ..SqliteConfig::default()
+        },
+    )
+    .unwrap();
+    let w = StoreWriter::spawn(Box::new(store), &WriterConfig::default()).unwrap();
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    w.send(Batch::Flows(rows(0, 7))).unwrap();
+    let e = w.flush().unwrap_err();
+    assert!(e.to_string().contains("database is locked"), "{e}");
+    let st = w.stats();
+    assert_eq!((st.errors, st.rows_failed, st.flow_rows), (1, 7, 0));
+    assert!(st.last_error.unwrap().contains("locked"));
+    other.execute_batch("ROLLBACK").unwrap();
+    // Reported once; the writer goes on.
+    w.send(Batch::Flows(rows(100, 3))).unwrap();
+    w.flush().unwrap();
+    let st = w.close().unwrap();
+    assert_eq!((st.errors, st.flow_rows), (1, 3));
+    assert_eq!(count(&path), 3);
+}
+
+#[test]
+fn retention_runs_on_the_writer_thread_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("netmon.db");
+    let w = StoreWriter::spawn(
+        Box::new(SqliteStore::open(&path).unwrap()),
+        &WriterConfig::default(),
+    )
+    .unwrap();
+    w.send(Batch::Flows(rows(0, 100))).unwrap(); // flows i: seen at i .. i + 1 s
+    let st = w
+        .retention(
+            &Retention {
+                max_age: Some(Duration::from_secs(50)),
+                max_bytes: None,
+            },
+            ts(100),
+        )
+        .unwrap();
+    assert_eq!(st.flows, 49);
+    w.close().unwrap();
+    assert_eq!(count(&path), 51);
+}
