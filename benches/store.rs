@@ -78,32 +78,29 @@ fn bench_store(c: &mut Criterion) {
         let writer = StoreWriter::spawn(Box::new(store), &config).expect("spawn writer");
         write_rows(&writer, run_id, 0..PREFILL, batch);
         let mut next = PREFILL;
-        g.bench_function(
-            BenchmarkId::new("write_flows", format!("batch_{batch}")),
-            |b| {
-                b.iter_custom(|iters| {
-                    // Rows are built outside the timed section: the engine hands ready rows over.
-                    let mut elapsed = Duration::ZERO;
-                    for _ in 0..iters {
-                        let batches: Vec<Batch> = (next..next + ROWS_PER_ITER)
-                            .step_by(batch as usize)
-                            .map(|s| {
-                                let e = (s + batch).min(next + ROWS_PER_ITER);
-                                Batch::Flows((s..e).map(|i| store_rows::flow(run_id, i)).collect())
-                            })
-                            .collect();
-                        next += ROWS_PER_ITER;
-                        let t = Instant::now();
-                        for b in batches {
-                            writer.send(b).expect("writer running");
-                        }
-                        writer.flush().expect("flush");
-                        elapsed += t.elapsed();
+        g.bench_function(BenchmarkId::new("write_flows", name), |b| {
+            b.iter_custom(|iters| {
+                // Rows are built outside the timed section: the engine hands ready rows over.
+                let mut elapsed = Duration::ZERO;
+                for _ in 0..iters {
+                    let batches: Vec<Batch> = (next..next + ROWS_PER_ITER)
+                        .step_by(batch as usize)
+                        .map(|s| {
+                            let e = (s + batch).min(next + ROWS_PER_ITER);
+                            Batch::Flows((s..e).map(|i| store_rows::flow(run_id, i)).collect())
+                        })
+                        .collect();
+                    next += ROWS_PER_ITER;
+                    let t = Instant::now();
+                    for b in batches {
+                        writer.send(b).expect("writer running");
                     }
-                    elapsed
-                });
-            },
-        );
+                    writer.flush().expect("flush");
+                    elapsed += t.elapsed();
+                }
+                elapsed
+            });
+        });
         let stats = writer.close().expect("close");
         eprintln!(
             "store/write_flows/{name}: {} rows committed in {} batches, {} transactions, {} errors, file {:.0} MB",

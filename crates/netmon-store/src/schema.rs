@@ -85,17 +85,23 @@ CREATE TABLE flows (
     stun_software     TEXT,
     domain            TEXT,
     packets           INTEGER GENERATED ALWAYS AS (packets_c2s + packets_s2c) VIRTUAL,
-    bytes             INTEGER GENERATED ALWAYS AS (bytes_c2s + bytes_s2c) VIRTUAL
+    bytes             INTEGER GENERATED ALWAYS AS (bytes_c2s + bytes_s2c) VIRTUAL,
+    bucket            INTEGER GENERATED ALWAYS AS (first_seen_ns >> 36) VIRTUAL
 );
 -- Each index costs insert throughput (a B-tree descent per row; keys spread over the tree
--- cost a page written per row): only the selective lookups are indexed. Time ranges use
--- first_seen (a flow lasting past `from` started at most meta.max_duration_ns before it),
--- sorts by bytes or packets sort the rows of the range, a port filter walks the time order.
+-- dirty a page per row and fall out of the cache as the table grows): only selective
+-- lookups are indexed. Endpoint indexes lead with `bucket` (first_seen in 68.7 s slices), so
+-- new rows land in the small, cached region of the current slices: about 1.5 times the rows
+-- per second of plain (src_ip) indexes at a million rows, and flat as the table grows.
+-- Queries list the slices of their time range (bounded by the data's first and last).
+-- Time ranges use first_seen (a flow lasting past `from` started at most
+-- meta.max_duration_ns before it); sorts by bytes or packets sort the rows of the range.
 CREATE UNIQUE INDEX flows_key ON flows (run_id, id);
 CREATE INDEX flows_first_seen ON flows (first_seen_ns);
-CREATE INDEX flows_src_ip ON flows (src_ip);
-CREATE INDEX flows_dst_ip ON flows (dst_ip);
-CREATE INDEX flows_dst_port ON flows (dst_port);
+CREATE INDEX flows_src_ip ON flows (bucket, src_ip);
+CREATE INDEX flows_dst_ip ON flows (bucket, dst_ip);
+CREATE INDEX flows_src_port ON flows (bucket, src_port);
+CREATE INDEX flows_dst_port ON flows (bucket, dst_port);
 CREATE INDEX flows_app ON flows (app);
 
 -- Every name of a flow (SNI, HTTP Hosts, DNS questions, domain), lower-cased, without a

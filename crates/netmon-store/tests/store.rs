@@ -190,7 +190,14 @@ fn dataset() -> Vec<FlowRow> {
     ];
     (0..150u64)
         .map(|i| {
-            let mut f = flow(1 + i % 2, i / 2, ((i * 7) % 100) as i64, (i % 13) as i64);
+            // Starts 61 s apart and durations up to 10 min: flows span the store's 68.7 s
+            // first_seen slices.
+            let mut f = flow(
+                1 + i % 2,
+                i / 2,
+                ((i * 7) % 100) as i64 * 61,
+                (i % 13) as i64 * 50,
+            );
             f.src_ip = srcs[(i % 4) as usize];
             f.dst_ip = dsts[(i % 3) as usize];
             f.src_port = Some(40000 + (i % 5) as u16);
@@ -366,8 +373,8 @@ fn queries_match_the_model_with_every_filter_sort_and_paging() {
         },
         FlowQuery {
             run_id: Some(1),
-            from: Some(ts(20)),
-            to: Some(ts(90)),
+            from: Some(ts(1220)),
+            to: Some(ts(5490)),
             host: Some(v4(10, 0, 0, 1)),
             app: Some("tls".into()),
             domain: Some(DomainFilter::Suffix("example.com".into())),
@@ -713,7 +720,8 @@ fn retention_by_size_deletes_the_oldest_and_shrinks_the_file() {
             .collect::<Vec<_>>(),
     )
     .unwrap();
-    s.flush().unwrap(); // checkpoint: every page in the file
+    s.flush().unwrap();
+    s.checkpoint().unwrap(); // every page in the file
     let used = s.used_bytes().unwrap();
     let file_before = std::fs::metadata(&path).unwrap().len();
     assert!(used > 10_000_000, "{used}");
