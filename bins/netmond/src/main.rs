@@ -6,7 +6,10 @@
 //! reason `shutdown`, flush the output, exit 0. SIGHUP: reload the log level from the config
 //! file. Errors before the start are one line on stderr and exit code 1 (2 for usage).
 #![forbid(unsafe_code)]
+// `history::row_json` builds one large `json!` object.
+#![recursion_limit = "256"]
 
+mod history;
 mod state;
 
 use std::io::Write;
@@ -103,6 +106,30 @@ fn open_source(cfg: &Config) -> anyhow::Result<Box<dyn CaptureSource>> {
     }
 }
 
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+fn describe_source(cfg: &Config) -> String {
+    match cfg.source() {
+        Source::None => String::new(),
+        Source::File { path, .. } => format!("file:{}", path.display()),
+        Source::Live { config, .. } => format!("live:{}", config.interfaces.join(",")),
+    }
+}
+
+fn now() -> netmon_types::Timestamp {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    netmon_types::Timestamp::from_nanos(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
 fn interface_infos(src: &dyn CaptureSource) -> Vec<InterfaceInfo> {
     let st = src.stats();
     let n = src.interfaces().len();
@@ -173,6 +200,36 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let shared = Arc::new(Shared::new(Arc::clone(&counters)));
     *shared.interfaces.lock() = interface_infos(source.as_ref());
 
+    // The store: opened (and created) before privileges are dropped.
+    let live = matches!(cfg.source(), Source::Live { .. });
+    let store = if cfg.storage.enabled {
+        let path = &cfg.storage.path;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("storage.path: cannot create {}", dir.display()))?;
+        }
+        let mut db =
+            netmon_store::SqliteStore::open(path).map_err(|e| anyhow!("storage.path: {e}"))?;
+        let run = netmon_store::RunInfo {
+            host: hostname(),
+            source: describe_source(&cfg),
+            started: now(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        };
+        let run_id =
+            netmon_store::Store::begin_run(&mut db, &run).map_err(|e| anyhow!("storage: {e}"))?;
+        *shared.history.lock() = Some(
+            netmon_store::SqliteStore::open_read_only(path)
+                .map_err(|e| anyhow!("storage.path: {e}"))?,
+        );
+        let writer = netmon_store::StoreWriter::spawn(Box::new(db), &Default::default())
+            .map_err(|e| anyhow!("storage: {e}"))?;
+        info!(path = %path.display(), run_id, "store open");
+        Some(history::StoreSink::new(writer, run_id, live))
+    } else {
+        None
+    };
+
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("api")
@@ -211,7 +268,6 @@ fn run(args: &Args) -> anyhow::Result<()> {
     watch_signals(stop.clone(), args.config.clone(), reload)?;
 
     let engine_cfg = cfg.engine_config();
-    let live = matches!(cfg.source(), Source::Live { .. });
     let sc = ShardConfig {
         shards,
         backpressure: if live {
@@ -222,13 +278,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         active_every: cfg.api.enabled.then_some(std::time::Duration::from_secs(1)),
         ..ShardConfig::default()
     };
-    let store_rows = Arc::clone(&shared);
-    let mut sink = DaemonSink::new(
-        Arc::clone(&shared),
-        move |_r: &netmon_engine::FlowRecord| {
-            store_rows.store_rows.fetch_add(1, Ordering::Relaxed);
-        },
-    );
+    let mut sink = DaemonSink::new(Arc::clone(&shared), store);
     shared.ready.store(true, Ordering::Release);
     info!(shards, "pipeline running");
     let outcome = run_sharded(&engine_cfg, &sc, source.as_mut(), &mut sink, Some(counters))
@@ -244,6 +294,10 @@ fn run(args: &Args) -> anyhow::Result<()> {
     );
     if let Some(e) = outcome.error {
         error!("capture ended with an error: {e}");
+    }
+    // Everything the pipeline produced is in the sink: commit it before anything else.
+    if let Some(st) = sink.store.take() {
+        st.finish(&shared)?;
     }
     if api.is_some() && !stop.is_stopped() {
         // A replay finished: its flows, statistics and alerts stay served until a signal.

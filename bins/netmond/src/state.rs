@@ -38,6 +38,8 @@ pub(crate) struct Shared {
     pub(crate) alerts_total: AtomicU64,
     pub(crate) store_rows: AtomicU64,
     pub(crate) store_dropped: AtomicU64,
+    /// A read-only connection to the store, for the history endpoint.
+    pub(crate) history: Mutex<Option<netmon_store::SqliteStore>>,
 }
 
 #[derive(Default)]
@@ -62,20 +64,21 @@ impl Shared {
             alerts_total: AtomicU64::new(0),
             store_rows: AtomicU64::new(0),
             store_dropped: AtomicU64::new(0),
+            history: Mutex::new(None),
         }
     }
 }
 
 /// Where the pipeline's output goes: the store (through `store`), the API's state, the live bus.
-pub(crate) struct DaemonSink<F: FnMut(&FlowRecord) + Send> {
+pub(crate) struct DaemonSink {
     pub(crate) shared: Arc<Shared>,
-    pub(crate) store: F,
+    pub(crate) store: Option<crate::history::StoreSink>,
     last_report: Option<Instant>,
     last_snapshot_ts: i64,
 }
 
-impl<F: FnMut(&FlowRecord) + Send> DaemonSink<F> {
-    pub(crate) fn new(shared: Arc<Shared>, store: F) -> Self {
+impl DaemonSink {
+    pub(crate) fn new(shared: Arc<Shared>, store: Option<crate::history::StoreSink>) -> Self {
         DaemonSink {
             shared,
             store,
@@ -85,7 +88,7 @@ impl<F: FnMut(&FlowRecord) + Send> DaemonSink<F> {
     }
 }
 
-impl<F: FnMut(&FlowRecord) + Send> PipelineSink for DaemonSink<F> {
+impl PipelineSink for DaemonSink {
     fn attach(&mut self, stats: &mut Stats) {
         *self.shared.cell.lock() = Some(stats.snapshot_cell());
     }
@@ -122,7 +125,9 @@ impl<F: FnMut(&FlowRecord) + Send> PipelineSink for DaemonSink<F> {
 
     fn flow_ended(&mut self, record: FlowRecord) {
         self.shared.records.fetch_add(1, Ordering::Relaxed);
-        (self.store)(&record);
+        if let Some(st) = self.store.as_mut() {
+            st.push(&record, &self.shared);
+        }
         if self.shared.bus.has_subscribers() {
             self.shared.bus.publish(LiveEvent::FlowEnded(record));
         }
@@ -158,10 +163,13 @@ impl ApiBackend for Shared {
         filter.apply(all)
     }
 
-    fn flow_history(&self, _q: &HistoryQuery) -> Result<HistoryPage, BackendError> {
-        Err(BackendError::Unavailable(
-            "no flow history: storage is not configured".into(),
-        ))
+    fn flow_history(&self, q: &HistoryQuery) -> Result<HistoryPage, BackendError> {
+        match self.history.lock().as_mut() {
+            Some(store) => crate::history::query(store, q),
+            None => Err(BackendError::Unavailable(
+                "no flow history: storage is not enabled".into(),
+            )),
+        }
     }
 
     fn stats(&self) -> StatsView {

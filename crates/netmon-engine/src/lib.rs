@@ -50,6 +50,8 @@ pub mod filter;
 mod hash;
 pub mod record;
 pub mod sharded;
+#[cfg(feature = "store")]
+pub mod store;
 
 use netmon_capture::{CaptureError, CaptureSource, CaptureStats, Next, PacketMeta};
 pub use netmon_classify::classifier::{ClassifyConfig, ClassifyCtx, FlowClass};

@@ -1,0 +1,159 @@
+//! The flow history: the store's writer fed from the pipeline, and API queries over a
+//! read-only connection of the same SQLite file.
+
+use std::sync::atomic::Ordering;
+
+use netmon_api::{BackendError, HistoryPage, HistoryQuery, Order as ApiOrder, SortKey};
+use netmon_engine::FlowRecord;
+use netmon_store::{
+    Batch, Cursor, DomainFilter, FlowQuery, FlowRow, FlowSort, Order, SqliteStore, StoreWriter,
+};
+use serde_json::{Value, json};
+
+use crate::state::Shared;
+
+/// Rows per batch handed to the writer thread.
+const BATCH: usize = 1024;
+
+/// Buffers flow rows and hands them to the writer in batches.
+pub(crate) struct StoreSink {
+    pub(crate) writer: StoreWriter,
+    pub(crate) run_id: u64,
+    buf: Vec<FlowRow>,
+    /// Live capture: never wait for the writer (a full queue drops the batch, counted).
+    live: bool,
+}
+
+impl StoreSink {
+    pub(crate) fn new(writer: StoreWriter, run_id: u64, live: bool) -> StoreSink {
+        StoreSink {
+            writer,
+            run_id,
+            buf: Vec::with_capacity(BATCH),
+            live,
+        }
+    }
+
+    pub(crate) fn push(&mut self, r: &FlowRecord, shared: &Shared) {
+        self.buf
+            .push(netmon_engine::store::flow_row(self.run_id, r));
+        if self.buf.len() >= BATCH {
+            self.send(shared);
+        }
+    }
+
+    fn send(&mut self, shared: &Shared) {
+        if self.buf.is_empty() {
+            return;
+        }
+        let rows = std::mem::replace(&mut self.buf, Vec::with_capacity(BATCH));
+        let n = rows.len() as u64;
+        let r = if self.live {
+            self.writer.try_send(Batch::Flows(rows))
+        } else {
+            self.writer.send(Batch::Flows(rows))
+        };
+        match r {
+            Ok(()) => shared.store_rows.fetch_add(n, Ordering::Relaxed),
+            Err(_) => shared.store_dropped.fetch_add(n, Ordering::Relaxed),
+        };
+    }
+
+    /// Sends what is buffered, waits until the writer committed everything, closes it.
+    pub(crate) fn finish(mut self, shared: &Shared) -> anyhow::Result<()> {
+        self.send(shared);
+        let stats = self
+            .writer
+            .close()
+            .map_err(|e| anyhow::anyhow!("storage: {e}"))?;
+        tracing::info!(?stats, "store flushed");
+        Ok(())
+    }
+}
+
+/// One page of stored flows for `/api/v1/flows/history`.
+pub(crate) fn query(
+    store: &mut SqliteStore,
+    q: &HistoryQuery,
+) -> Result<HistoryPage, BackendError> {
+    use netmon_store::Store;
+    let f = &q.filter;
+    let cursor = match &q.cursor {
+        Some(c) => Some(
+            c.parse::<Cursor>()
+                .map_err(|_| BackendError::BadRequest(format!("cursor {c:?} is not valid")))?,
+        ),
+        None => None,
+    };
+    let fq = FlowQuery {
+        from: q.from,
+        to: q.to,
+        host: f.host,
+        port: f.port,
+        app: f.app.clone(),
+        domain: f.domain.clone().map(DomainFilter::Suffix),
+        sort: match f.sort {
+            SortKey::Bytes => FlowSort::Bytes,
+            SortKey::Packets => FlowSort::Packets,
+            _ => FlowSort::FirstSeen,
+        },
+        order: match f.order {
+            ApiOrder::Asc => Order::Asc,
+            ApiOrder::Desc => Order::Desc,
+        },
+        limit: u32::try_from(f.limit).unwrap_or(u32::MAX),
+        cursor,
+        ..FlowQuery::default()
+    };
+    let page = store
+        .query_flows(&fq)
+        .map_err(|e| BackendError::Internal(format!("store: {e}")))?;
+    Ok(HistoryPage {
+        flows: page.rows.iter().map(row_json).collect(),
+        next_cursor: page.next.map(|c| c.to_string()),
+    })
+}
+
+/// A stored row as JSON with the field names of a flow record (docs/flows.md).
+pub(crate) fn row_json(r: &FlowRow) -> Value {
+    let ts = |t: netmon_types::Timestamp| t.rfc3339().to_string();
+    let tcp = |t: &Option<netmon_store::TcpFlags>| {
+        t.as_ref().map(|t| {
+            json!({"syn": t.syn, "fin": t.fin, "rst": t.rst, "psh": t.psh, "urg": t.urg,
+                   "ece": t.ece, "cwr": t.cwr, "retransmits": t.retransmits})
+        })
+    };
+    let key = |k: &Option<netmon_store::KeyRow>| {
+        k.as_ref().map(|k| {
+            json!({"proto": proto_name(k.proto), "a_ip": k.a_ip, "a_port": k.a_port,
+                   "b_ip": k.b_ip, "b_port": k.b_port, "iface": k.iface, "vlan": k.vlan})
+        })
+    };
+    json!({
+        "id": r.id, "proto": proto_name(r.proto),
+        "src_ip": r.src_ip, "src_port": r.src_port, "dst_ip": r.dst_ip, "dst_port": r.dst_port,
+        "icmp_id": r.icmp_id,
+        "packets_c2s": r.packets_c2s, "bytes_c2s": r.bytes_c2s,
+        "packets_s2c": r.packets_s2c, "bytes_s2c": r.bytes_s2c,
+        "payload_bytes_c2s": r.payload_bytes_c2s, "payload_bytes_s2c": r.payload_bytes_s2c,
+        "first_seen": ts(r.first_seen), "last_seen": ts(r.last_seen),
+        "duration_ns": r.duration_ns, "state": r.state, "end_reason": r.end_reason,
+        "vlan": r.vlan, "iface": r.iface, "iface_name": r.iface_name,
+        "tcp_c2s": tcp(&r.tcp_c2s), "tcp_s2c": tcp(&r.tcp_s2c),
+        "icmp_errors": r.icmp_errors, "quoted": key(&r.quoted), "outer": key(&r.outer),
+        "app": r.app, "app_guess": r.app_guess, "sni": r.sni, "alpn": r.alpn,
+        "alpn_server": r.alpn_server, "tls_version": r.tls_version, "ech": r.ech, "ja4": r.ja4,
+        "http": r.http.iter().map(|h| json!({"method": h.method, "host": h.host, "path": h.path,
+            "user_agent": h.user_agent, "referer": h.referer, "status": h.status})).collect::<Vec<_>>(),
+        "dns": r.dns.iter().map(|d| json!({"query": d.query, "qtype": d.qtype, "rcode": d.rcode,
+            "answers": d.answers, "additional": d.additional})).collect::<Vec<_>>(),
+        "quic_version": r.quic_version, "ssh_client": r.ssh_client, "ssh_server": r.ssh_server,
+        "stun_software": r.stun_software, "domain": r.domain,
+    })
+}
+
+fn proto_name(p: u8) -> String {
+    netmon_engine::record::ProtoName(p)
+        .name()
+        .map_or_else(|| p.to_string(), str::to_owned)
+}
