@@ -1,13 +1,19 @@
 //! The flow history: the store's writer fed from the pipeline, and API queries over a
 //! read-only connection of the same SQLite file.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
 
 use netmon_api::{BackendError, HistoryPage, HistoryQuery, Order as ApiOrder, SortKey};
 use netmon_engine::FlowRecord;
+use netmon_stats::{AlertEvent, SeriesPoint};
 use netmon_store::{
-    Batch, Cursor, DomainFilter, FlowQuery, FlowRow, FlowSort, Order, SqliteStore, StoreWriter,
+    AlertRow, Batch, Cursor, DomainFilter, FlowQuery, FlowRow, FlowSort, Order, Retention,
+    SeriesRow, SqliteStore, StoreWriter,
 };
+use netmon_types::Timestamp;
 use serde_json::{Value, json};
 
 use crate::state::Shared;
@@ -15,11 +21,18 @@ use crate::state::Shared;
 /// Rows per batch handed to the writer thread.
 const BATCH: usize = 1024;
 
-/// Buffers flow rows and hands them to the writer in batches.
+/// Buffered rows go to the writer at least this often (wall time), so that the history
+/// endpoint lags the pipeline by about a second.
+const SEND_EVERY: Duration = Duration::from_secs(1);
+
+/// Buffers flow, series and alert rows and hands them to the writer in batches.
 pub(crate) struct StoreSink {
     pub(crate) writer: StoreWriter,
     pub(crate) run_id: u64,
-    buf: Vec<FlowRow>,
+    flows: Vec<FlowRow>,
+    series: Vec<SeriesRow>,
+    alerts: Vec<AlertRow>,
+    last_send: Instant,
     /// Live capture: never wait for the writer (a full queue drops the batch, counted).
     live: bool,
 }
@@ -29,29 +42,71 @@ impl StoreSink {
         StoreSink {
             writer,
             run_id,
-            buf: Vec::with_capacity(BATCH),
+            flows: Vec::with_capacity(BATCH),
+            series: Vec::new(),
+            alerts: Vec::new(),
+            last_send: Instant::now(),
             live,
         }
     }
 
     pub(crate) fn push(&mut self, r: &FlowRecord, shared: &Shared) {
-        self.buf
+        shared
+            .store_clock
+            .fetch_max(r.last_seen.0.0, Ordering::Relaxed);
+        self.flows
             .push(netmon_engine::store::flow_row(self.run_id, r));
-        if self.buf.len() >= BATCH {
-            self.send(shared);
+        if self.flows.len() >= BATCH {
+            let rows = std::mem::replace(&mut self.flows, Vec::with_capacity(BATCH));
+            self.send(Batch::Flows(rows), shared);
         }
     }
 
-    fn send(&mut self, shared: &Shared) {
-        if self.buf.is_empty() {
-            return;
+    pub(crate) fn push_series(&mut self, p: &SeriesPoint, shared: &Shared) {
+        self.series
+            .push(netmon_engine::store::series_row(self.run_id, p));
+        if self.series.len() >= BATCH {
+            let rows = std::mem::take(&mut self.series);
+            self.send(Batch::Series(rows), shared);
         }
-        let rows = std::mem::replace(&mut self.buf, Vec::with_capacity(BATCH));
-        let n = rows.len() as u64;
+    }
+
+    pub(crate) fn push_alert(&mut self, e: &AlertEvent) {
+        self.alerts
+            .push(netmon_engine::store::alert_row(self.run_id, e));
+    }
+
+    /// Called after every batch of the pipeline: sends what is buffered once a second and
+    /// publishes the writer's counters.
+    pub(crate) fn tick(&mut self, shared: &Shared) {
+        if self.last_send.elapsed() >= SEND_EVERY {
+            self.send_all(shared);
+            *shared.store_stats.lock() = Some(self.writer.stats());
+        }
+    }
+
+    fn send_all(&mut self, shared: &Shared) {
+        self.last_send = Instant::now();
+        if !self.flows.is_empty() {
+            let rows = std::mem::replace(&mut self.flows, Vec::with_capacity(BATCH));
+            self.send(Batch::Flows(rows), shared);
+        }
+        if !self.series.is_empty() {
+            let rows = std::mem::take(&mut self.series);
+            self.send(Batch::Series(rows), shared);
+        }
+        if !self.alerts.is_empty() {
+            let rows = std::mem::take(&mut self.alerts);
+            self.send(Batch::Alerts(rows), shared);
+        }
+    }
+
+    fn send(&mut self, batch: Batch, shared: &Shared) {
+        let n = batch.len() as u64;
         let r = if self.live {
-            self.writer.try_send(Batch::Flows(rows))
+            self.writer.try_send(batch)
         } else {
-            self.writer.send(Batch::Flows(rows))
+            self.writer.send(batch)
         };
         match r {
             Ok(()) => shared.store_rows.fetch_add(n, Ordering::Relaxed),
@@ -59,16 +114,72 @@ impl StoreSink {
         };
     }
 
-    /// Sends what is buffered, waits until the writer committed everything, closes it.
+    /// Sends what is buffered (waiting for room, also when live: this is the shutdown), waits
+    /// until the writer committed everything, closes it.
     pub(crate) fn finish(mut self, shared: &Shared) -> anyhow::Result<()> {
-        self.send(shared);
+        self.live = false;
+        self.send_all(shared);
         let stats = self
             .writer
             .close()
             .map_err(|e| anyhow::anyhow!("storage: {e}"))?;
-        tracing::info!(?stats, "store flushed");
+        tracing::info!(
+            flows = stats.flow_rows,
+            series = stats.series_rows,
+            alerts = stats.alert_rows,
+            commits = stats.commits,
+            errors = stats.errors,
+            "store flushed"
+        );
+        *shared.store_stats.lock() = Some(stats);
         Ok(())
     }
+}
+
+/// Applies `storage.retention` every `every` on a connection of its own (the writer thread is
+/// not held up; SQLite serialises the two writers), until `stop`. `now` is the wall clock live
+/// and the packets' clock (the newest flow stored) in a replay.
+pub(crate) fn spawn_retention(
+    mut store: SqliteStore,
+    policy: Retention,
+    every: Duration,
+    live: bool,
+    shared: Arc<Shared>,
+    stop: Receiver<()>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("netmon-retention".into())
+        .spawn(move || {
+            use netmon_store::Store;
+            loop {
+                let now = if live {
+                    crate::now()
+                } else {
+                    Timestamp::from_nanos(shared.store_clock.load(Ordering::Relaxed))
+                };
+                if now.0 > 0 {
+                    match store.retention(&policy, now) {
+                        Ok(st) if st.total() > 0 => {
+                            shared
+                                .retention_deleted
+                                .fetch_add(st.total(), Ordering::Relaxed);
+                            tracing::info!(
+                                flows = st.flows,
+                                series = st.series,
+                                alerts = st.alerts,
+                                "retention: deleted"
+                            );
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!("retention: {e}"),
+                    }
+                }
+                match stop.recv_timeout(every) {
+                    Err(RecvTimeoutError::Timeout) => {}
+                    _ => return,
+                }
+            }
+        })
 }
 
 /// One page of stored flows for `/api/v1/flows/history`.
@@ -95,7 +206,13 @@ pub(crate) fn query(
         sort: match f.sort {
             SortKey::Bytes => FlowSort::Bytes,
             SortKey::Packets => FlowSort::Packets,
-            _ => FlowSort::FirstSeen,
+            SortKey::FirstSeen => FlowSort::FirstSeen,
+            SortKey::LastSeen => {
+                return Err(BackendError::BadRequest(
+                    "sort=last_seen is not available for the history: use first_seen, bytes or packets"
+                        .into(),
+                ));
+            }
         },
         order: match f.order {
             ApiOrder::Asc => Order::Asc,
@@ -105,9 +222,10 @@ pub(crate) fn query(
         cursor,
         ..FlowQuery::default()
     };
-    let page = store
-        .query_flows(&fq)
-        .map_err(|e| BackendError::Internal(format!("store: {e}")))?;
+    let page = store.query_flows(&fq).map_err(|e| match e {
+        e @ netmon_store::StoreError::BadCursor { .. } => BackendError::BadRequest(e.to_string()),
+        e => BackendError::Internal(format!("store: {e}")),
+    })?;
     Ok(HistoryPage {
         flows: page.rows.iter().map(row_json).collect(),
         next_cursor: page.next.map(|c| c.to_string()),

@@ -123,7 +123,7 @@ fn describe_source(cfg: &Config) -> String {
     }
 }
 
-fn now() -> netmon_types::Timestamp {
+pub(crate) fn now() -> netmon_types::Timestamp {
     let d = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
@@ -222,12 +222,32 @@ fn run(args: &Args) -> anyhow::Result<()> {
             netmon_store::SqliteStore::open_read_only(path)
                 .map_err(|e| anyhow!("storage.path: {e}"))?,
         );
+        // Retention's own connection, opened now: after the privilege drop the directory
+        // may not be writable any more.
+        let ret = &cfg.storage.retention;
+        let retention = (ret.max_age.is_some() || ret.max_size_mib.is_some())
+            .then(|| {
+                netmon_store::SqliteStore::open(path)
+                    .map(|conn| {
+                        let policy = netmon_store::Retention {
+                            max_age: ret.max_age,
+                            max_bytes: ret.max_size_mib.map(|m| m.saturating_mul(1 << 20)),
+                        };
+                        (conn, policy, ret.interval)
+                    })
+                    .map_err(|e| anyhow!("storage.path: {e}"))
+            })
+            .transpose()?;
         let writer = netmon_store::StoreWriter::spawn(Box::new(db), &Default::default())
             .map_err(|e| anyhow!("storage: {e}"))?;
         info!(path = %path.display(), run_id, "store open");
-        Some(history::StoreSink::new(writer, run_id, live))
+        Some((history::StoreSink::new(writer, run_id, live), retention))
     } else {
         None
+    };
+    let (store, retention) = match store {
+        Some((s, r)) => (Some(s), r),
+        None => (None, None),
     };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -278,6 +298,14 @@ fn run(args: &Args) -> anyhow::Result<()> {
         active_every: cfg.api.enabled.then_some(std::time::Duration::from_secs(1)),
         ..ShardConfig::default()
     };
+    let (retention_stop, retention_rx) = std::sync::mpsc::channel::<()>();
+    let retention = match retention {
+        Some((conn, policy, every)) => Some(
+            history::spawn_retention(conn, policy, every, live, Arc::clone(&shared), retention_rx)
+                .context("cannot start the retention thread")?,
+        ),
+        None => None,
+    };
     let mut sink = DaemonSink::new(Arc::clone(&shared), store);
     shared.ready.store(true, Ordering::Release);
     info!(shards, "pipeline running");
@@ -296,9 +324,12 @@ fn run(args: &Args) -> anyhow::Result<()> {
         error!("capture ended with an error: {e}");
     }
     // Everything the pipeline produced is in the sink: commit it before anything else.
-    if let Some(st) = sink.store.take() {
-        st.finish(&shared)?;
+    let stored = sink.store.take().map(|st| st.finish(&shared));
+    drop(retention_stop);
+    if let Some(t) = retention {
+        let _ = t.join();
     }
+    stored.transpose()?;
     if api.is_some() && !stop.is_stopped() {
         // A replay finished: its flows, statistics and alerts stay served until a signal.
         info!("source finished; serving the results until SIGINT or SIGTERM");

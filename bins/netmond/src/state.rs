@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use netmon_api::metrics::MetricsWriter;
@@ -14,7 +14,7 @@ use netmon_api::{
 use netmon_engine::FlowRecord;
 use netmon_engine::sharded::{PipelineCounters, PipelineSink};
 use netmon_stats::{
-    AlertEvent, HierarchyNode, RankBy, SnapshotCell, Stats, TalkersReport, Timestamp,
+    AlertEvent, HierarchyNode, RankBy, SeriesPoint, SnapshotCell, Stats, TalkersReport, Timestamp,
 };
 use parking_lot::Mutex;
 
@@ -38,6 +38,12 @@ pub(crate) struct Shared {
     pub(crate) alerts_total: AtomicU64,
     pub(crate) store_rows: AtomicU64,
     pub(crate) store_dropped: AtomicU64,
+    /// The newest `last_seen` handed to the store, ns (the retention clock of a replay).
+    pub(crate) store_clock: AtomicI64,
+    /// The store writer's counters, as of the last second.
+    pub(crate) store_stats: Mutex<Option<netmon_store::WriterStats>>,
+    /// Rows deleted by retention.
+    pub(crate) retention_deleted: AtomicU64,
     /// A read-only connection to the store, for the history endpoint.
     pub(crate) history: Mutex<Option<netmon_store::SqliteStore>>,
 }
@@ -64,6 +70,9 @@ impl Shared {
             alerts_total: AtomicU64::new(0),
             store_rows: AtomicU64::new(0),
             store_dropped: AtomicU64::new(0),
+            store_clock: AtomicI64::new(0),
+            store_stats: Mutex::new(None),
+            retention_deleted: AtomicU64::new(0),
             history: Mutex::new(None),
         }
     }
@@ -94,6 +103,9 @@ impl PipelineSink for DaemonSink {
     }
 
     fn after_batch(&mut self, stats: Option<&Stats>) {
+        if let Some(store) = self.store.as_mut() {
+            store.tick(&self.shared);
+        }
         let Some(st) = stats else { return };
         // Reports at most once a second of wall time: building them walks the hierarchy and
         // the talkers' tables.
@@ -133,8 +145,17 @@ impl PipelineSink for DaemonSink {
         }
     }
 
+    fn series(&mut self, point: &SeriesPoint) {
+        if let Some(st) = self.store.as_mut() {
+            st.push_series(point, &self.shared);
+        }
+    }
+
     fn alert(&mut self, event: &AlertEvent) {
         self.shared.alerts_total.fetch_add(1, Ordering::Relaxed);
+        if let Some(st) = self.store.as_mut() {
+            st.push_alert(event);
+        }
         {
             let mut a = self.shared.alerts.lock();
             // The latest state of each alert: a closed alert replaces its raised form.
@@ -278,16 +299,54 @@ impl ApiBackend for Shared {
         );
         out.counter(
             "netmon_store_rows_total",
-            "Flow rows handed to the store.",
+            "Rows (flows, series points, alerts) handed to the store's writer.",
             &[],
             self.store_rows.load(Ordering::Relaxed),
         );
         out.counter(
             "netmon_store_dropped_total",
-            "Flow rows the store's queue could not take.",
+            "Rows the store's queue could not take (live capture only; a replay waits).",
             &[],
             self.store_dropped.load(Ordering::Relaxed),
         );
+        out.counter(
+            "netmon_store_retention_deleted_total",
+            "Rows deleted by storage.retention.",
+            &[],
+            self.retention_deleted.load(Ordering::Relaxed),
+        );
+        if let Some(w) = self.store_stats.lock().clone() {
+            for (table, n) in [
+                ("flows", w.flow_rows),
+                ("series", w.series_rows),
+                ("alerts", w.alert_rows),
+            ] {
+                out.counter(
+                    "netmon_store_committed_rows_total",
+                    "Rows committed to the store, per table.",
+                    &[("table", table)],
+                    n,
+                );
+            }
+            out.counter(
+                "netmon_store_commits_total",
+                "Store transactions committed.",
+                &[],
+                w.commits,
+            );
+            out.counter(
+                "netmon_store_errors_total",
+                "Store batches that failed (their rows are lost; the log says why).",
+                &[],
+                w.errors,
+            );
+            out.gauge_int(
+                "netmon_store_queue_depth",
+                "Batches waiting for the store's writer.",
+                &[],
+                w.queue_depth as u64,
+            );
+        }
         for i in self.interfaces.lock().iter() {
             let l = [("interface", i.name.as_str())];
             out.counter(

@@ -697,6 +697,10 @@ fn attach(fd: RawFd, prog: &BpfProgram) -> io::Result<()> {
 }
 
 impl CaptureSource for AfPacketSource {
+    fn clock(&self) -> Option<Timestamp> {
+        Some(crate::wall_clock())
+    }
+
     fn next_packet(&mut self) -> Result<Next<'_>, CaptureError> {
         loop {
             if self.stop.is_stopped() {

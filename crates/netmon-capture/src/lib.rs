@@ -14,7 +14,7 @@
 //! loop {
 //!     match source.next_packet()? {
 //!         Next::Packet(p) => bytes += u64::from(p.meta.orig_len),
-//!         Next::Timeout => continue, // live sources only: nothing arrived in time
+//!         Next::Timeout => continue, // live or paced sources: nothing arrived in time
 //!         Next::End => break,
 //!     }
 //! }
@@ -119,7 +119,7 @@ pub struct RawPacket<'a> {
 pub enum Next<'a> {
     /// A frame.
     Packet(RawPacket<'a>),
-    /// No frame arrived within the source's read timeout (live sources only). Callers use it
+    /// No frame arrived within the source's read timeout (live sources, paced replays). Callers use it
     /// to run timers; the source is still open.
     Timeout,
     /// The source is exhausted (end of file) or was stopped through its [`StopHandle`].
@@ -229,6 +229,22 @@ pub trait CaptureSource: Send {
 
     /// A handle that stops this source from another thread.
     fn stop_handle(&self) -> StopHandle;
+
+    /// Now, on the packets' clock, for a source whose time goes on while no frame arrives:
+    /// the wall clock for a live capture, the replay position for a paced replay. After a
+    /// [`Next::Timeout`] the consumer lets idle flows end and windows close at this time.
+    /// `None` (the default) for a file read at full speed, where only packets move time.
+    fn clock(&self) -> Option<Timestamp> {
+        None
+    }
+}
+
+/// The wall clock as a [`Timestamp`] (what live capture timestamps are measured against).
+pub fn wall_clock() -> Timestamp {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 /// What capturing with `backend` needs, for [`CaptureError::PermissionDenied`].

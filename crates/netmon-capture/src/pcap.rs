@@ -487,6 +487,10 @@ fn io_err(what: &str, e: nix::errno::Errno) -> CaptureError {
 }
 
 impl CaptureSource for PcapSource {
+    fn clock(&self) -> Option<Timestamp> {
+        Some(crate::wall_clock())
+    }
+
     fn next_packet(&mut self) -> Result<Next<'_>, CaptureError> {
         if self.done || self.stop.is_stopped() {
             return Ok(Next::End);

@@ -435,6 +435,9 @@ pub struct Retention {
     /// 1024 MiB.
     #[serde(deserialize_with = "de_off_u64")]
     pub max_size_mib: Option<u64>,
+    /// How often the limits are applied. Default 60 s.
+    #[serde(deserialize_with = "de_duration")]
+    pub interval: Duration,
 }
 
 impl Default for Retention {
@@ -442,6 +445,7 @@ impl Default for Retention {
         Retention {
             max_age: Some(Duration::from_secs(30 * 86_400)),
             max_size_mib: Some(1024),
+            interval: Duration::from_secs(60),
         }
     }
 }
@@ -862,6 +866,12 @@ impl Config {
             return fail(
                 &[Key("storage"), Key("retention"), Key("max_size_mib")],
                 "must be at least 1 (or off)".into(),
+            );
+        }
+        if self.storage.retention.interval.is_zero() {
+            return fail(
+                &[Key("storage"), Key("retention"), Key("interval")],
+                "must be longer than 0s".into(),
             );
         }
         let api = &self.api;

@@ -393,6 +393,8 @@ fn read_loop(
     let mut names: Arc<Vec<Option<String>>> = Arc::default();
     let mut clock = Timestamp::EPOCH;
     let mut read = 0u64;
+    // `read` as last added to `counters.read`.
+    let mut reported = 0u64;
     let mut sent = vec![0u64; n];
     let mut dropped = vec![0u64; n];
     let flush = |i: usize, cur: &mut Vec<Option<Batch>>, clock: Timestamp, sent: &mut [u64]| {
@@ -475,12 +477,29 @@ fn read_loop(
                 if b.recs.len() >= batch_packets {
                     flush(i, &mut cur, clock, &mut sent);
                 }
-                if read % 65_536 == 0 {
-                    counters.read.fetch_add(65_536, Ordering::Relaxed);
+                if read - reported >= 65_536 {
+                    counters.read.fetch_add(read - reported, Ordering::Relaxed);
+                    reported = read;
                 }
             }
             Ok(Next::Timeout) => {
+                // The source is quiet: time still goes on (a live link, a gap of a paced
+                // replay). Every shard gets a batch, empty if need be, carrying the source's
+                // clock, so that idle flows end and windows close.
+                if let Some(now) = source.clock() {
+                    clock = clock.max(now);
+                }
+                counters.read.fetch_add(read - reported, Ordering::Relaxed);
+                reported = read;
                 for i in 0..n {
+                    if let (Some(slot @ None), Some(f)) = (cur.get_mut(i), free.get(i)) {
+                        if let Ok(mut b) = f.try_recv() {
+                            b.data.clear();
+                            b.recs.clear();
+                            b.names = Arc::clone(&names);
+                            *slot = Some(b);
+                        }
+                    }
                     flush(i, &mut cur, clock, &mut sent);
                 }
             }
@@ -491,7 +510,7 @@ fn read_loop(
     for i in 0..n {
         flush(i, &mut cur, clock, &mut sent);
     }
-    counters.read.fetch_add(read % 65_536, Ordering::Relaxed);
+    counters.read.fetch_add(read - reported, Ordering::Relaxed);
     for (c, d) in counters.dropped.iter().zip(dropped) {
         c.fetch_add(d, Ordering::Relaxed);
     }

@@ -2,7 +2,8 @@
 //! reverse, so the mapping lives here.
 
 use netmon_flow::Side;
-use netmon_store::{DnsRow, FlowRow, HttpRow, KeyRow, TcpFlags};
+use netmon_stats::{AlertEvent, SeriesPoint};
+use netmon_store::{AlertRow, DnsRow, FlowRow, HttpRow, KeyRow, SeriesRow, TcpFlags};
 
 use crate::record::{FlowRecord, KeyRecord, TcpCounts};
 
@@ -73,6 +74,48 @@ pub fn flow_row(run_id: u64, r: &FlowRecord) -> FlowRow {
         ssh_server: r.ssh_server.clone(),
         stun_software: r.stun_software.clone(),
         domain: r.domain.clone(),
+    }
+}
+
+/// The row of a stats series point in run `run_id`.
+pub fn series_row(run_id: u64, p: &SeriesPoint) -> SeriesRow {
+    let v = &p.values;
+    SeriesRow {
+        run_id,
+        start: p.start,
+        end: p.end,
+        iface: p.iface,
+        iface_name: p.iface_name.clone(),
+        layer: p.layer.to_owned(),
+        proto: p.proto.clone(),
+        window_secs: v.window_secs,
+        covered_secs: v.covered_secs,
+        packets: v.packets,
+        bytes: v.bytes,
+        new_flows: v.new_flows,
+        pps: v.pps,
+        bps: v.bps,
+        new_flows_per_s: v.new_flows_per_s,
+        active_flows: v.active_flows,
+    }
+}
+
+/// The row of an alert event in run `run_id`: a `Closed` event's row replaces the `Raised`
+/// one's in the store (same id).
+pub fn alert_row(run_id: u64, e: &AlertEvent) -> AlertRow {
+    let a = e.alert();
+    AlertRow {
+        run_id,
+        id: a.id,
+        ts: a.ts,
+        kind: a.kind.name().to_owned(),
+        severity: a.severity.name().to_owned(),
+        source: a.source.to_string(),
+        target: a.target.as_ref().map(ToString::to_string),
+        evidence: serde_json::to_string(&a.evidence).unwrap_or_else(|_| "null".into()),
+        first_seen: a.first_seen,
+        last_seen: a.last_seen,
+        closed: matches!(e, AlertEvent::Closed(_)),
     }
 }
 

@@ -463,6 +463,10 @@ impl BpfSource {
 }
 
 impl CaptureSource for BpfSource {
+    fn clock(&self) -> Option<netmon_types::Timestamp> {
+        Some(crate::wall_clock())
+    }
+
     fn next_packet(&mut self) -> Result<Next<'_>, CaptureError> {
         loop {
             if self.done || self.stop.is_stopped() {

@@ -149,6 +149,10 @@ impl WinDivertSource {
 }
 
 impl CaptureSource for WinDivertSource {
+    fn clock(&self) -> Option<netmon_types::Timestamp> {
+        Some(crate::wall_clock())
+    }
+
     fn next_packet(&mut self) -> Result<Next<'_>, CaptureError> {
         if self.done || self.stop.is_stopped() {
             return Ok(Next::End);
