@@ -245,20 +245,10 @@ fn replay_serves_every_endpoint() {
 
 #[test]
 fn sigterm_during_a_paced_replay_ends_every_flow_with_shutdown() {
-    let Some(file) = corpus_file("ndpi_synscan.pcap") else {
+    // About 23 s of capture replayed in real time: stopped after a second or so.
+    let Some((d, db, _)) = synscan_with_store("sigterm", "replay:\n  speed: realtime") else {
         return;
     };
-    // About 23 s of capture replayed in real time: stopped after a second or so.
-    let db = temp("sigterm.db");
-    remove_db(&db);
-    let d = Daemon::start(
-        "sigterm",
-        &format!(
-            "capture:\n  file: {}\nreplay:\n  speed: realtime\nstorage:\n  path: {}",
-            file.display(),
-            db.display()
-        ),
-    );
     std::thread::sleep(Duration::from_millis(1200));
     let (code, took, logs) = d.terminate(Duration::from_secs(5));
     assert_eq!(code, Some(0), "{logs:?}");
@@ -292,19 +282,10 @@ fn sigterm_during_a_paced_replay_ends_every_flow_with_shutdown() {
 /// next daemon writes its run beside it.
 #[test]
 fn sigkill_then_restart_finds_an_intact_store() {
-    let Some(file) = corpus_file("ndpi_synscan.pcap") else {
+    let Some((mut d, db, file)) = synscan_with_store("sigkill", "replay:\n  speed: realtime")
+    else {
         return;
     };
-    let db = temp("sigkill.db");
-    remove_db(&db);
-    let mut d = Daemon::start(
-        "sigkill",
-        &format!(
-            "capture:\n  file: {}\nreplay:\n  speed: realtime\nstorage:\n  path: {}",
-            file.display(),
-            db.display()
-        ),
-    );
     // Wait until rows are committed (the sink hands them over once a second), then kill.
     let t = Instant::now();
     loop {
@@ -511,6 +492,23 @@ fn replay_into(
         .collect()
 }
 
+/// netmond replaying the synscan capture into a fresh store `tag.db` (plus `extra` config
+/// lines); the daemon, the store's path and the capture.
+fn synscan_with_store(tag: &str, extra: &str) -> Option<(Daemon, PathBuf, PathBuf)> {
+    let file = corpus_file("ndpi_synscan.pcap")?;
+    let db = temp(&format!("{tag}.db"));
+    remove_db(&db);
+    let d = Daemon::start(
+        tag,
+        &format!(
+            "capture:\n  file: {}\nstorage:\n  path: {}\n{extra}",
+            file.display(),
+            db.display()
+        ),
+    );
+    Some((d, db, file))
+}
+
 fn remove_db(db: &std::path::Path) {
     for ext in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{ext}", db.display()));
@@ -559,19 +557,9 @@ fn the_store_holds_exactly_the_flows_netmon_flows_prints() {
 /// is stored, and a second run of the daemon on the same file adds a run beside the first.
 #[test]
 fn series_alerts_and_history_paging() {
-    let Some(file) = corpus_file("ndpi_synscan.pcap") else {
+    let Some((d, db, file)) = synscan_with_store("history", "engine:\n  shards: 2") else {
         return;
     };
-    let db = temp("history.db");
-    remove_db(&db);
-    let d = Daemon::start(
-        "history",
-        &format!(
-            "capture:\n  file: {}\nstorage:\n  path: {}\nengine:\n  shards: 2",
-            file.display(),
-            db.display()
-        ),
-    );
     // The replay ends, the store commits, the daemon goes on serving.
     let t = Instant::now();
     loop {
