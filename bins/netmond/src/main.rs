@@ -22,7 +22,7 @@ use anyhow::{Context, anyhow};
 use clap::Parser;
 use netmon_api::{ApiConfig, InterfaceInfo};
 use netmon_capture::{CaptureSource, StopHandle, privilege};
-use netmon_engine::config::{Config, LogFormat, Source, Speed};
+use netmon_engine::config::{Config, LogFormat, Source};
 use netmon_engine::sharded::{Backpressure, PipelineCounters, ShardConfig, run_sharded};
 use tracing::{error, info, warn};
 use tracing_subscriber::{EnvFilter, prelude::*, reload};
@@ -82,28 +82,7 @@ fn init_logging(cfg: &Config) -> anyhow::Result<ReloadHandle> {
 }
 
 fn open_source(cfg: &Config) -> anyhow::Result<Box<dyn CaptureSource>> {
-    use netmon_capture::replay::{Paced, Speed as Pace};
-    match cfg.source() {
-        Source::None => Err(anyhow!(
-            "nothing to capture: set `interfaces` (live) or `capture.file` (replay) in the config"
-        )),
-        Source::File { path, speed } => {
-            let f = netmon_capture::open_file(&path).map_err(|e| anyhow!("capture.file: {e}"))?;
-            Ok(match speed {
-                Speed::Max => Box::new(f),
-                Speed::Realtime => Box::new(Paced::new(f, Pace::Times(1.0))),
-                Speed::Factor(x) => Box::new(Paced::new(f, Pace::Times(x))),
-            })
-        }
-        Source::Live { backend, config } => {
-            let backend = match backend {
-                Some(b) => b,
-                None => netmon_capture::Backend::default_live(&config)
-                    .ok_or_else(|| anyhow!("this build has no live capture backend"))?,
-            };
-            netmon_capture::open_live(backend, &config).map_err(|e| anyhow!("capture: {e}"))
-        }
-    }
+    netmon_engine::pipeline::open_source(cfg).map_err(|e| anyhow!("{e}"))
 }
 
 fn hostname() -> String {

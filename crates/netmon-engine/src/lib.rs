@@ -6,6 +6,24 @@
 //!                        └──────────────▶ stats + detectors (netmon-stats) ─▶ alerts, series
 //! ```
 //!
+//! The quickest way in is [`pipeline::Pipeline`]: a source, flow shards on their own threads,
+//! statistics and detectors, callbacks for what comes out.
+//!
+//! ```no_run
+//! use netmon_engine::pipeline::Pipeline;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let outcome = Pipeline::live(&["eth0"])?
+//!     .shards(2)
+//!     .with_stats(netmon_stats::StatsConfig::default())
+//!     .on_flow(|r| println!("{} -> {} {:?} {:?}", r.src_ip, r.dst_ip, r.app, r.sni))
+//!     .on_alert(|a| eprintln!("{:?} from {}", a.alert().kind, a.alert().source))
+//!     .run()?; // until the source ends or its stop handle is used
+//! eprintln!("{} packets, {} flows", outcome.summary.packets, outcome.summary.flows.created);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! One [`Engine`] owns one flow table and processes packets on the calling thread: no lock, no
 //! allocation per packet for existing flows. Flow events (started, updated, ended) reach an
 //! [`EngineSink`]; [`FlowRecord`] is the serialisable form of a flow.
@@ -48,6 +66,7 @@
 pub mod config;
 pub mod filter;
 mod hash;
+pub mod pipeline;
 pub mod record;
 pub mod sharded;
 #[cfg(feature = "store")]
