@@ -10,8 +10,8 @@ use netmon_api::{BackendError, HistoryPage, HistoryQuery, Order as ApiOrder, Sor
 use netmon_engine::FlowRecord;
 use netmon_stats::{AlertEvent, SeriesPoint};
 use netmon_store::{
-    AlertRow, Batch, Cursor, DomainFilter, FlowQuery, FlowRow, FlowSort, Order, Retention,
-    SeriesRow, SqliteStore, StoreWriter,
+    AlertRow, Batch, Cursor, DomainFilter, FlowQuery, FlowRow, FlowSort, Order, SeriesRow,
+    SqliteStore, StoreWriter,
 };
 use netmon_types::Timestamp;
 use serde_json::{Value, json};
@@ -136,13 +136,12 @@ impl StoreSink {
     }
 }
 
-/// Applies `storage.retention` every `every` on a connection of its own (the writer thread is
-/// not held up; SQLite serialises the two writers), until `stop`. `now` is the wall clock live
-/// and the packets' clock (the newest flow stored) in a replay.
+/// Applies `storage.retention` (`shared.retention`: the policy and how often, changed by
+/// SIGHUP) on a connection of its own (the writer thread is not held up; SQLite serialises
+/// the two writers), until `stop`. `now` is the wall clock live and the packets' clock (the
+/// newest flow stored) in a replay.
 pub(crate) fn spawn_retention(
     mut store: SqliteStore,
-    policy: Retention,
-    every: Duration,
     live: bool,
     shared: Arc<Shared>,
     stop: Receiver<()>,
@@ -152,12 +151,14 @@ pub(crate) fn spawn_retention(
         .spawn(move || {
             use netmon_store::Store;
             loop {
+                let (policy, every) = *shared.retention.lock();
                 let now = if live {
                     crate::now()
                 } else {
                     Timestamp::from_nanos(shared.store_clock.load(Ordering::Relaxed))
                 };
-                if now.0 > 0 {
+                let limited = policy.max_age.is_some() || policy.max_bytes.is_some();
+                if limited && now.0 > 0 {
                     match store.retention(&policy, now) {
                         Ok(st) if st.total() > 0 => {
                             shared

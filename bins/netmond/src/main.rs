@@ -134,7 +134,13 @@ fn interface_infos(src: &dyn CaptureSource) -> Vec<InterfaceInfo> {
 
 /// Stops `stop` on SIGINT/SIGTERM; reloads the log level on SIGHUP.
 #[cfg(unix)]
-fn watch_signals(stop: StopHandle, config: PathBuf, reload: ReloadHandle) -> anyhow::Result<()> {
+fn watch_signals(
+    stop: StopHandle,
+    path: PathBuf,
+    mut current: Config,
+    reload: ReloadHandle,
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
         .context("installing signal handlers")?;
@@ -142,20 +148,17 @@ fn watch_signals(stop: StopHandle, config: PathBuf, reload: ReloadHandle) -> any
         .name("signals".into())
         .spawn(move || {
             for sig in signals.forever() {
-                if sig == SIGHUP {
-                    match Config::load(&config) {
-                        Ok(c) => match EnvFilter::try_new(&c.log.level) {
-                            Ok(f) => {
-                                let _ = reload.reload(f);
-                                info!(level = %c.log.level, "SIGHUP: log level reloaded");
-                            }
-                            Err(e) => warn!("SIGHUP: log.level: {e}"),
-                        },
-                        Err(e) => warn!("SIGHUP: config not reloaded: {e}"),
-                    }
-                } else {
+                if sig != SIGHUP {
                     info!(signal = sig, "stopping: draining the pipeline");
                     stop.stop();
+                    continue;
+                }
+                match Config::load(&path) {
+                    Ok(new) => {
+                        reload_config(&current, &new, &reload, &shared);
+                        current = new;
+                    }
+                    Err(e) => warn!("SIGHUP: config not reloaded: {e}"),
                 }
             }
         })
@@ -163,8 +166,70 @@ fn watch_signals(stop: StopHandle, config: PathBuf, reload: ReloadHandle) -> any
     Ok(())
 }
 
+/// SIGHUP: applies what can change while running (`log.level`, `storage.retention`) and
+/// names the sections whose changes wait for a restart.
+fn reload_config(old: &Config, new: &Config, reload: &ReloadHandle, shared: &Shared) {
+    match EnvFilter::try_new(&new.log.level) {
+        Ok(f) => {
+            let _ = reload.reload(f);
+            info!(level = %new.log.level, "SIGHUP: log level reloaded");
+        }
+        Err(e) => warn!("SIGHUP: log.level: {e}"),
+    }
+    if new.storage.retention != old.storage.retention {
+        *shared.retention.lock() = retention_policy(new);
+        info!("SIGHUP: storage.retention reloaded");
+    }
+    let mut restart = Vec::new();
+    let mut differs = |name: &'static str, changed: bool| {
+        if changed {
+            restart.push(name);
+        }
+    };
+    differs("interfaces", old.interfaces != new.interfaces);
+    differs("capture", old.capture != new.capture);
+    differs("replay", old.replay != new.replay);
+    differs("engine", old.engine != new.engine);
+    differs("aggregation", old.aggregation != new.aggregation);
+    differs("flows", old.flows != new.flows);
+    differs("classify", old.classify != new.classify);
+    differs("detectors", old.detectors != new.detectors);
+    differs("alerts", old.alerts != new.alerts);
+    differs(
+        "storage.enabled/path",
+        (old.storage.enabled, &old.storage.path) != (new.storage.enabled, &new.storage.path),
+    );
+    differs("api", old.api != new.api);
+    differs("privileges", old.privileges != new.privileges);
+    differs("log.format", old.log.format != new.log.format);
+    if !restart.is_empty() {
+        warn!(
+            "SIGHUP: changes to {} take effect after a restart",
+            restart.join(", ")
+        );
+    }
+}
+
+/// The store's retention policy of a configuration.
+fn retention_policy(cfg: &Config) -> (netmon_store::Retention, std::time::Duration) {
+    let r = &cfg.storage.retention;
+    (
+        netmon_store::Retention {
+            max_age: r.max_age,
+            max_bytes: r.max_size_mib.map(|m| m.saturating_mul(1 << 20)),
+        },
+        r.interval,
+    )
+}
+
 #[cfg(not(unix))]
-fn watch_signals(_stop: StopHandle, _config: PathBuf, _reload: ReloadHandle) -> anyhow::Result<()> {
+fn watch_signals(
+    _stop: StopHandle,
+    _path: PathBuf,
+    _current: Config,
+    _reload: ReloadHandle,
+    _shared: Arc<Shared>,
+) -> anyhow::Result<()> {
     Ok(())
 }
 
@@ -202,21 +267,10 @@ fn run(args: &Args) -> anyhow::Result<()> {
                 .map_err(|e| anyhow!("storage.path: {e}"))?,
         );
         // Retention's own connection, opened now: after the privilege drop the directory
-        // may not be writable any more.
-        let ret = &cfg.storage.retention;
-        let retention = (ret.max_age.is_some() || ret.max_size_mib.is_some())
-            .then(|| {
-                netmon_store::SqliteStore::open(path)
-                    .map(|conn| {
-                        let policy = netmon_store::Retention {
-                            max_age: ret.max_age,
-                            max_bytes: ret.max_size_mib.map(|m| m.saturating_mul(1 << 20)),
-                        };
-                        (conn, policy, ret.interval)
-                    })
-                    .map_err(|e| anyhow!("storage.path: {e}"))
-            })
-            .transpose()?;
+        // may not be writable any more. Its policy can change on SIGHUP.
+        *shared.retention.lock() = retention_policy(&cfg);
+        let retention =
+            Some(netmon_store::SqliteStore::open(path).map_err(|e| anyhow!("storage.path: {e}"))?);
         let writer = netmon_store::StoreWriter::spawn(Box::new(db), &Default::default())
             .map_err(|e| anyhow!("storage: {e}"))?;
         info!(path = %path.display(), run_id, "store open");
@@ -264,7 +318,13 @@ fn run(args: &Args) -> anyhow::Result<()> {
     }
 
     let stop = source.stop_handle();
-    watch_signals(stop.clone(), args.config.clone(), reload)?;
+    watch_signals(
+        stop.clone(),
+        args.config.clone(),
+        cfg.clone(),
+        reload,
+        Arc::clone(&shared),
+    )?;
 
     let engine_cfg = cfg.engine_config();
     let sc = ShardConfig {
@@ -279,8 +339,8 @@ fn run(args: &Args) -> anyhow::Result<()> {
     };
     let (retention_stop, retention_rx) = std::sync::mpsc::channel::<()>();
     let retention = match retention {
-        Some((conn, policy, every)) => Some(
-            history::spawn_retention(conn, policy, every, live, Arc::clone(&shared), retention_rx)
+        Some(conn) => Some(
+            history::spawn_retention(conn, live, Arc::clone(&shared), retention_rx)
                 .context("cannot start the retention thread")?,
         ),
         None => None,
@@ -303,12 +363,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         error!("capture ended with an error: {e}");
     }
     // Everything the pipeline produced is in the sink: commit it before anything else.
-    let stored = sink.store.take().map(|st| st.finish(&shared));
-    drop(retention_stop);
-    if let Some(t) = retention {
-        let _ = t.join();
-    }
-    stored.transpose()?;
+    sink.store.take().map(|st| st.finish(&shared)).transpose()?;
     if api.is_some() && !stop.is_stopped() {
         // A replay finished: its flows, statistics and alerts stay served until a signal.
         info!("source finished; serving the results until SIGINT or SIGTERM");
@@ -317,6 +372,10 @@ fn run(args: &Args) -> anyhow::Result<()> {
         }
     }
     shared.ready.store(false, Ordering::Release);
+    drop(retention_stop);
+    if let Some(t) = retention {
+        let _ = t.join();
+    }
     let _ = api_stop_tx.send(());
     if let Some(h) = api {
         match runtime.block_on(h) {

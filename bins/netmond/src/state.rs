@@ -42,6 +42,8 @@ pub(crate) struct Shared {
     pub(crate) store_clock: AtomicI64,
     /// The store writer's counters, as of the last second.
     pub(crate) store_stats: Mutex<Option<netmon_store::WriterStats>>,
+    /// The store's retention policy and how often it runs (SIGHUP may change it).
+    pub(crate) retention: Mutex<(netmon_store::Retention, Duration)>,
     /// Rows deleted by retention.
     pub(crate) retention_deleted: AtomicU64,
     /// A read-only connection to the store, for the history endpoint.
@@ -72,6 +74,7 @@ impl Shared {
             store_dropped: AtomicU64::new(0),
             store_clock: AtomicI64::new(0),
             store_stats: Mutex::new(None),
+            retention: Mutex::new((netmon_store::Retention::default(), Duration::from_secs(60))),
             retention_deleted: AtomicU64::new(0),
             history: Mutex::new(None),
         }

@@ -493,15 +493,24 @@ fn replay_into(
 }
 
 /// netmond replaying the synscan capture into a fresh store `tag.db` (plus `extra` config
-/// lines); the daemon, the store's path and the capture.
+/// lines, and `storage` keys as lines indented by two); the daemon, the store's path and the
+/// capture.
 fn synscan_with_store(tag: &str, extra: &str) -> Option<(Daemon, PathBuf, PathBuf)> {
+    synscan_with_store_keys(tag, "", extra)
+}
+
+fn synscan_with_store_keys(
+    tag: &str,
+    storage: &str,
+    extra: &str,
+) -> Option<(Daemon, PathBuf, PathBuf)> {
     let file = corpus_file("ndpi_synscan.pcap")?;
     let db = temp(&format!("{tag}.db"));
     remove_db(&db);
     let d = Daemon::start(
         tag,
         &format!(
-            "capture:\n  file: {}\nstorage:\n  path: {}\n{extra}",
+            "capture:\n  file: {}\nstorage:\n  path: {}\n{storage}{extra}",
             file.display(),
             db.display()
         ),
@@ -671,5 +680,85 @@ fn series_alerts_and_history_paging() {
     );
     assert_ne!(a.rows[0].run_id, a.rows[1].run_id);
     drop(s);
+    remove_db(&db);
+}
+
+/// SIGHUP applies a new `storage.retention` (and says which other changes need a restart):
+/// after the replay, a 5 s `max_age` deletes the flows that ended more than 5 s before the
+/// newest one.
+#[test]
+fn sighup_reloads_the_retention_policy() {
+    let Some((d, db, file)) = synscan_with_store_keys(
+        "sighup",
+        "  retention:\n    max_age: off\n    max_size_mib: off\n    interval: 200ms\n",
+        "",
+    ) else {
+        return;
+    };
+    let metric = |name: &str| {
+        get(d.addr, "/metrics")
+            .1
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let t = Instant::now();
+    while metric("netmon_store_committed_rows_total{table=\"flows\"}") < 1994 {
+        assert!(t.elapsed() < Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Nothing is deleted while retention is off.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(metric("netmon_store_retention_deleted_total"), 0);
+    let cfg = temp("sighup.yaml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    // A new retention age (applied) and a new flow-table size (needs a restart).
+    let text = format!(
+        "{}flows:\n  max: 5000\n",
+        text.replace("max_age: off", "max_age: 5s")
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let ok = Command::new("kill")
+        .args(["-HUP", &d.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let t = Instant::now();
+    while metric("netmon_store_retention_deleted_total") == 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "retention did not run"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let deleted = metric("netmon_store_retention_deleted_total");
+    let (code, _, logs) = d.terminate(Duration::from_secs(5));
+    assert_eq!(code, Some(0));
+    let msgs: Vec<String> = logs
+        .iter()
+        .filter_map(|l| l["fields"]["message"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        msgs.iter()
+            .any(|m| m == "SIGHUP: storage.retention reloaded"),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| m == "SIGHUP: changes to flows take effect after a restart"),
+        "{msgs:?}"
+    );
+    // Exactly the flows whose last packet is at most 5 s older than the newest are left.
+    let all = netmon_flows(&file);
+    let newest = all.iter().map(|k| k.8.1).max().unwrap();
+    let want: Vec<FlowKey> = all
+        .into_iter()
+        .filter(|k| k.8.1 >= newest - 5_000_000_000)
+        .collect();
+    let (stored, _) = stored_flows(&db);
+    assert!(!want.is_empty() && want.len() < 1994, "{}", want.len());
+    assert_eq!(stored, want);
+    // The metric counts series points too.
+    assert!(deleted >= (1994 - want.len()) as u64, "{deleted}");
     remove_db(&db);
 }
