@@ -31,6 +31,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 #[cfg(target_os = "linux")]
+pub mod mmdb;
 pub mod netns;
 pub mod oracle;
 pub mod tls;
