@@ -4,6 +4,7 @@
 //! | --- | --- | --- |
 //! | [`scope`] | `scope`: loopback, private, CGNAT, link-local, multicast, documentation, public | the address alone |
 //! | [`geo`] | `geo` (country, city, coordinates), `asn` (number, organisation) | MaxMind DB files the user gives |
+//! | [`trackers`] | `tracker` (listed domain, category, list); per-app privacy score | domain lists the user gives |
 //!
 //! Each enricher is optional and cheap on the packet path: it is consulted once per flow (at
 //! its first packet) and keeps its result for the flow's lifetime; its tables are loaded or
@@ -21,3 +22,4 @@
 
 pub mod geo;
 pub mod scope;
+pub mod trackers;
