@@ -54,10 +54,70 @@ pub(crate) struct Args {
     /// answers name flows of their own shard only).
     #[arg(long, value_name = "N")]
     shards: Option<usize>,
+
+    /// JSON records: add each end's address scope (`private`, `public`, ...; docs/enrich.md).
+    #[arg(long)]
+    scope: bool,
+
+    /// JSON records: each public end's country, city and coordinates from this GeoLite2/GeoIP2
+    /// City or Country database (MaxMind DB file).
+    #[arg(long, value_name = "FILE")]
+    geoip: Option<PathBuf>,
+
+    /// JSON records: each public end's AS number and organisation from this GeoLite2/GeoIP2
+    /// ASN database.
+    #[arg(long, value_name = "FILE")]
+    asn: Option<PathBuf>,
+
+    /// JSON records: the tracker a flow's names are listed as, from this list (hosts file or
+    /// domain list) with its category, e.g. `ads=/etc/netmon/ads.txt`; repeatable. Categories:
+    /// ads, analytics, social, fingerprinting, cdn, other.
+    #[arg(long, value_name = "CATEGORY=FILE")]
+    trackers: Vec<String>,
+}
+
+/// The enricher the arguments ask for, if any.
+pub(crate) fn enricher(
+    scope: bool,
+    geoip: Option<&std::path::Path>,
+    asn: Option<&std::path::Path>,
+    trackers: &[String],
+) -> anyhow::Result<Option<std::sync::Arc<netmon_engine::enrich::Enricher>>> {
+    use netmon_enrich::trackers::Category;
+    let mut lists = Vec::new();
+    for t in trackers {
+        let (cat, path) = t.split_once('=').ok_or_else(|| {
+            crate::Usage(format!(
+                "--trackers {t:?}: write CATEGORY=FILE, e.g. ads=/etc/netmon/ads.txt"
+            ))
+        })?;
+        let cat = Category::parse(cat).ok_or_else(|| {
+            let known: Vec<&str> = Category::ALL.iter().map(|(n, _)| *n).collect();
+            crate::Usage(format!(
+                "--trackers {t:?}: {cat:?} is not one of {}",
+                known.join(", ")
+            ))
+        })?;
+        lists.push((PathBuf::from(path), cat));
+    }
+    let cfg = netmon_engine::enrich::EnrichConfig {
+        scope,
+        geoip: geoip.map(ToOwned::to_owned),
+        asn: asn.map(ToOwned::to_owned),
+        trackers: lists,
+    };
+    if !cfg.is_enabled() {
+        return Ok(None);
+    }
+    let e = netmon_engine::enrich::Enricher::load(&cfg).map_err(|e| anyhow!("{e}"))?;
+    Ok(Some(std::sync::Arc::new(e)))
 }
 
 impl<W: Write + Send> netmon_engine::sharded::PipelineSink for Out<W> {
-    fn flow_ended(&mut self, r: FlowRecord) {
+    fn flow_ended(&mut self, mut r: FlowRecord) {
+        if let Some(e) = &self.enricher {
+            e.apply(&mut r);
+        }
         if self.error.is_some() || self.filter.as_ref().is_some_and(|f| !f.matches(&r)) {
             return;
         }
@@ -76,7 +136,13 @@ fn run_sharded(args: &Args, shards: usize, filter: Option<Filter>) -> anyhow::Re
         BufWriter::with_capacity(256 * 1024, io::stdout()),
         args.format,
         filter,
-    );
+    )
+    .with_enricher(enricher(
+        args.scope,
+        args.geoip.as_deref(),
+        args.asn.as_deref(),
+        &args.trackers,
+    )?);
     sink.header()?;
     let mut cfg = EngineConfig::default();
     cfg.classify.enabled = !args.no_classify;
@@ -122,6 +188,7 @@ pub(crate) struct Out<W: Write> {
     filter: Option<Filter>,
     printed: u64,
     error: Option<io::Error>,
+    enricher: Option<std::sync::Arc<netmon_engine::enrich::Enricher>>,
 }
 
 impl<W: Write> Out<W> {
@@ -133,7 +200,17 @@ impl<W: Write> Out<W> {
             filter,
             printed: 0,
             error: None,
+            enricher: None,
         }
+    }
+
+    /// Enriches every record before it is filtered and written.
+    pub(crate) fn with_enricher(
+        mut self,
+        e: Option<std::sync::Arc<netmon_engine::enrich::Enricher>>,
+    ) -> Out<W> {
+        self.enricher = e;
+        self
     }
 
     /// The first write error since the last call, if any.
@@ -192,7 +269,10 @@ impl<W: Write, E: netmon_engine::RecordExt> EngineSink<E> for Out<W> {
         if self.error.is_some() {
             return;
         }
-        let r = FlowRecord::new(flow, iface_name);
+        let mut r = FlowRecord::new(flow, iface_name);
+        if let Some(e) = &self.enricher {
+            e.apply(&mut r);
+        }
         if self.filter.as_ref().is_some_and(|f| !f.matches(&r)) {
             return;
         }
@@ -338,7 +418,13 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         BufWriter::with_capacity(256 * 1024, stdout.lock()),
         args.format,
         filter,
-    );
+    )
+    .with_enricher(enricher(
+        args.scope,
+        args.geoip.as_deref(),
+        args.asn.as_deref(),
+        &args.trackers,
+    )?);
     sink.header()?;
     let mut cfg = EngineConfig::default();
     cfg.classify.enabled = !args.no_classify;

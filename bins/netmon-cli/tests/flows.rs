@@ -120,7 +120,9 @@ const ALWAYS: &[&str] = &[
     "domain",
 ];
 /// Keys present only when they apply.
-const SOMETIMES: &[&str] = &["icmp_id", "tcp_c2s", "tcp_s2c", "quoted", "outer"];
+const SOMETIMES: &[&str] = &[
+    "icmp_id", "tcp_c2s", "tcp_s2c", "quoted", "outer", "scope", "geo", "asn", "tracker",
+];
 
 const CSV_HEADER: &str = "id,proto,src_ip,src_port,dst_ip,dst_port,packets_c2s,bytes_c2s,\
     packets_s2c,bytes_s2c,payload_bytes_c2s,payload_bytes_s2c,first_seen,last_seen,duration_ns,\
@@ -928,4 +930,118 @@ fn shards_give_the_same_records() {
     }
     let o = common::netmon(&["flows", "--shards", "0", &demo]);
     assert_eq!(o.status.code(), Some(2));
+}
+
+/// `--scope`, `--geoip`, `--asn` and `--trackers` add their fields to the JSON records (and
+/// only there); a bad list argument is a usage error naming what to write.
+#[test]
+fn enrichment_flags_add_scope_geo_asn_and_tracker() {
+    use netmon_testkit::mmdb::{Value as V, build};
+    let Some(corpus) = netmon_testkit::corpus(env!("CARGO_MANIFEST_DIR")) else {
+        return;
+    };
+    let file = corpus.dir().join("ndpi_1kxun.pcap");
+    let file = file.to_str().unwrap();
+    let dir = std::env::temp_dir().join(format!("netmon-enrich-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let city = dir.join("city.mmdb");
+    std::fs::write(
+        &city,
+        build(
+            "GeoLite2-City",
+            &[(
+                "161.117.0.0".parse().unwrap(),
+                16,
+                V::map([
+                    (
+                        "city",
+                        V::map([("names", V::map([("en", V::str("Singapore"))]))]),
+                    ),
+                    ("country", V::map([("iso_code", V::str("SG"))])),
+                ]),
+            )],
+        ),
+    )
+    .unwrap();
+    let asn = dir.join("asn.mmdb");
+    std::fs::write(
+        &asn,
+        build(
+            "GeoLite2-ASN",
+            &[(
+                "161.117.0.0".parse().unwrap(),
+                16,
+                V::map([
+                    ("autonomous_system_number", V::U32(45102)),
+                    ("autonomous_system_organization", V::str("Alibaba")),
+                ]),
+            )],
+        ),
+    )
+    .unwrap();
+    let ads = dir.join("ads.txt");
+    std::fs::write(&ads, "# test list\n0.0.0.0 1kxun.mobi\n").unwrap();
+    let trackers = format!("ads={}", ads.display());
+    let (plain, _) = jsonl(file, &[]);
+    let (recs, _) = jsonl(
+        file,
+        &[
+            "--scope",
+            "--geoip",
+            city.to_str().unwrap(),
+            "--asn",
+            asn.to_str().unwrap(),
+            "--trackers",
+            &trackers,
+        ],
+    );
+    assert_eq!(recs.len(), plain.len());
+    assert!(plain.iter().all(|r| r.get("scope").is_none()));
+    let mut geo = 0;
+    let mut tracked = 0;
+    for (r, p) in recs.iter().zip(&plain) {
+        assert_eq!(r["id"], p["id"]);
+        let scope = &r["scope"];
+        assert!(scope["src"].is_string() && scope["dst"].is_string(), "{r}");
+        let dst: std::net::IpAddr = r["dst_ip"].as_str().unwrap().parse().unwrap();
+        let in_db = matches!(dst, std::net::IpAddr::V4(v) if v.octets()[..2] == [161, 117]);
+        if in_db {
+            geo += 1;
+            assert_eq!(r["geo"]["dst"]["country"], "SG", "{r}");
+            assert_eq!(r["geo"]["dst"]["city"], "Singapore", "{r}");
+            assert_eq!(r["asn"]["dst"]["number"], 45102, "{r}");
+        } else {
+            assert!(r["geo"].get("dst").is_none(), "{r}");
+        }
+        let names = r.to_string();
+        if r.get("tracker").is_some() {
+            tracked += 1;
+            assert_eq!(r["tracker"]["domain"], "1kxun.mobi");
+            assert_eq!(r["tracker"]["category"], "ads");
+            assert_eq!(r["tracker"]["list"], "ads.txt");
+            assert!(names.contains("1kxun.mobi"));
+        }
+    }
+    assert!(geo > 0 && tracked > 0, "{geo} {tracked}");
+    // Errors: a list without a category, an unknown category, a missing file.
+    for (arg, want) in [
+        ("ads.txt".to_owned(), "write CATEGORY=FILE"),
+        (
+            format!("spyware={}", ads.display()),
+            "is not one of ads, analytics",
+        ),
+        (
+            "ads=/nonexistent/list.txt".to_owned(),
+            "/nonexistent/list.txt",
+        ),
+    ] {
+        let out = netmon(&["flows", file, "--format", "jsonl", "--trackers", &arg]);
+        assert_ne!(out.status.code(), Some(0), "{arg}");
+        let err = stderr(&out);
+        assert!(
+            err.contains(want) && err.lines().count() == 1,
+            "{arg}: {err}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

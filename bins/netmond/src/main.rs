@@ -244,6 +244,16 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let shared = Arc::new(Shared::new(Arc::clone(&counters)));
     *shared.interfaces.lock() = interface_infos(source.as_ref());
 
+    // Enrichment databases and lists: read before privileges are dropped.
+    let enrich_cfg = cfg.enrich_config();
+    let enricher = if enrich_cfg.is_enabled() {
+        let e = netmon_engine::enrich::Enricher::load(&enrich_cfg)
+            .map_err(|e| anyhow!("enrich: {e}"))?;
+        Some(Arc::new(e))
+    } else {
+        None
+    };
+
     // The store: opened (and created) before privileges are dropped.
     let live = matches!(cfg.source(), Source::Live { .. });
     let store = if cfg.storage.enabled {
@@ -346,6 +356,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         None => None,
     };
     let mut sink = DaemonSink::new(Arc::clone(&shared), store);
+    sink.enricher = enricher;
     shared.ready.store(true, Ordering::Release);
     info!(shards, "pipeline running");
     let outcome = run_sharded(&engine_cfg, &sc, source.as_mut(), &mut sink, Some(counters))

@@ -85,6 +85,8 @@ impl Shared {
 pub(crate) struct DaemonSink {
     pub(crate) shared: Arc<Shared>,
     pub(crate) store: Option<crate::history::StoreSink>,
+    /// Scope, GeoIP/ASN, trackers added to every record (`enrich:`).
+    pub(crate) enricher: Option<Arc<netmon_engine::enrich::Enricher>>,
     last_report: Option<Instant>,
     last_snapshot_ts: i64,
 }
@@ -94,6 +96,7 @@ impl DaemonSink {
         DaemonSink {
             shared,
             store,
+            enricher: None,
             last_report: None,
             last_snapshot_ts: i64::MIN,
         }
@@ -134,11 +137,17 @@ impl PipelineSink for DaemonSink {
         }
     }
 
-    fn active_flows(&mut self, shard: usize, records: Vec<FlowRecord>) {
+    fn active_flows(&mut self, shard: usize, mut records: Vec<FlowRecord>) {
+        if let Some(e) = &self.enricher {
+            records.iter_mut().for_each(|r| e.apply(r));
+        }
         self.shared.active.lock().insert(shard, records);
     }
 
-    fn flow_ended(&mut self, record: FlowRecord) {
+    fn flow_ended(&mut self, mut record: FlowRecord) {
+        if let Some(e) = &self.enricher {
+            e.apply(&mut record);
+        }
         self.shared.records.fetch_add(1, Ordering::Relaxed);
         if let Some(st) = self.store.as_mut() {
             st.push(&record, &self.shared);

@@ -209,6 +209,13 @@ fn replay_serves_every_endpoint() {
         assert_eq!(code, 200, "{path}: {body}");
         let _: serde_json::Value = serde_json::from_str(&body).unwrap();
     }
+    // Active flows carry each end's scope (`enrich.scope` is on by default).
+    let (_, body) = get(d.addr, "/api/v1/flows?limit=5");
+    let flows: serde_json::Value = serde_json::from_str(&body).unwrap();
+    if let Some(f) = flows.as_array().and_then(|a| a.first()) {
+        assert_eq!(f["scope"]["src"], "private", "{f}");
+        assert_eq!(f["scope"]["dst"], "public", "{f}");
+    }
     // The scan in this capture is one vertical-scan alert from 172.16.0.8.
     let (_, alerts) = get(d.addr, "/api/v1/alerts");
     let alerts: serde_json::Value = serde_json::from_str(&alerts).unwrap();
@@ -348,6 +355,13 @@ fn bad_configurations_are_one_line_errors() {
     assert!(e.contains("nothing to capture"), "{e}");
     let e = run("capture:\n  file: /nonexistent/x.pcap\nstorage:\n  enabled: false\n");
     assert!(e.contains("/nonexistent/x.pcap"), "{e}");
+    let e = run(&format!(
+        "capture:\n  file: {}\nstorage:\n  enabled: false\nenrich:\n  asn: /nonexistent/asn.mmdb\n",
+        netmon_testkit::fixtures_dir(env!("CARGO_MANIFEST_DIR"))
+            .join("demo.pcap")
+            .display()
+    ));
+    assert!(e.contains("enrich: /nonexistent/asn.mmdb"), "{e}");
     // A live capture (opening needs root; the bad filter fails before any packet is read).
     #[cfg(target_os = "linux")]
     if netmon_testkit::netns::unavailable().is_none() {

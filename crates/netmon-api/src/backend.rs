@@ -421,6 +421,7 @@ mod tests {
             ssh_server: None,
             stun_software: None,
             domain: None,
+            enrich: Default::default(),
         }
     }
 

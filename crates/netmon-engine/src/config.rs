@@ -72,6 +72,8 @@ pub struct Config {
     pub flows: Flows,
     /// Application classification.
     pub classify: Classify,
+    /// Scope, GeoIP/ASN and tracker lists added to flow records.
+    pub enrich: Enrich,
     /// The built-in detectors.
     pub detectors: Detectors,
     /// Named threshold rules.
@@ -332,6 +334,53 @@ impl Default for Classify {
             dns: Dns::default(),
         }
     }
+}
+
+/// `enrich:` — what flow records are enriched with (netmon-enrich).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Enrich {
+    /// Each end's address scope (loopback, private, public, ...). Default true.
+    pub scope: bool,
+    /// A GeoLite2/GeoIP2 City or Country database (MaxMind DB file). Default none.
+    pub geoip: Option<PathBuf>,
+    /// A GeoLite2/GeoIP2 ASN database. Default none.
+    pub asn: Option<PathBuf>,
+    /// Tracker lists. Default none.
+    pub trackers: Vec<TrackerList>,
+}
+
+impl Default for Enrich {
+    fn default() -> Self {
+        Enrich {
+            scope: true,
+            geoip: None,
+            asn: None,
+            trackers: Vec::new(),
+        }
+    }
+}
+
+/// `enrich.trackers[]:` — one list file.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackerList {
+    /// A hosts file or a plain list of domains.
+    pub path: PathBuf,
+    /// `ads`, `analytics`, `social`, `fingerprinting`, `cdn` or `other`.
+    #[serde(deserialize_with = "de_category")]
+    pub category: netmon_enrich::trackers::Category,
+}
+
+fn de_category<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<netmon_enrich::trackers::Category, D::Error> {
+    use netmon_enrich::trackers::Category;
+    let s = String::deserialize(d)?;
+    Category::parse(&s).ok_or_else(|| {
+        let known: Vec<&str> = Category::ALL.iter().map(|(n, _)| *n).collect();
+        de::Error::custom(format!("{s:?} is not one of {}", known.join(", ")))
+    })
 }
 
 /// `classify.dns:` — the DNS correlator.
@@ -915,6 +964,22 @@ impl Config {
             classify: self.classify_config(),
             stats: Some(self.stats_config()),
             observe: false,
+        }
+    }
+
+    /// What flow records are enriched with (files are loaded by
+    /// [`Enricher::load`](crate::enrich::Enricher::load)).
+    pub fn enrich_config(&self) -> crate::enrich::EnrichConfig {
+        let e = &self.enrich;
+        crate::enrich::EnrichConfig {
+            scope: e.scope,
+            geoip: e.geoip.clone(),
+            asn: e.asn.clone(),
+            trackers: e
+                .trackers
+                .iter()
+                .map(|t| (t.path.clone(), t.category))
+                .collect(),
         }
     }
 

@@ -486,6 +486,7 @@ mod tests {
             ssh_server: None,
             stun_software: None,
             domain: None,
+            enrich: Default::default(),
         }
     }
 

@@ -64,6 +64,7 @@
 )]
 
 pub mod config;
+pub mod enrich;
 pub mod filter;
 mod hash;
 pub mod pipeline;

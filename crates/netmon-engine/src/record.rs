@@ -125,7 +125,7 @@ fn is_icmp(proto: u8) -> bool {
 }
 
 /// One flow, owned and serialisable.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FlowRecord {
     /// Unique within one run, in creation order.
     pub id: u64,
@@ -219,6 +219,10 @@ pub struct FlowRecord {
     /// The name the responder's address was resolved from (DNS correlation); the SNI wins
     /// when there is one.
     pub domain: Option<String>,
+    /// Scope, GeoIP/ASN, tracker (see [`crate::enrich`]); its fields are left out when
+    /// unknown or not configured.
+    #[serde(flatten)]
+    pub enrich: crate::enrich::Enrichment,
 }
 
 /// One HTTP request and its response status. Strings are escaped (printable ASCII, `\xNN`).
@@ -410,6 +414,7 @@ impl FlowRecord {
             ssh_server: None,
             stun_software: None,
             domain: None,
+            enrich: crate::enrich::Enrichment::default(),
         }
     }
 }
@@ -670,7 +675,81 @@ impl FlowRecord {
         opt_str(w, "ssh_server", self.ssh_server.as_deref())?;
         opt_str(w, "stun_software", self.stun_software.as_deref())?;
         opt_str(w, "domain", self.domain.as_deref())?;
+        if !self.enrich.is_empty() {
+            let e = &self.enrich;
+            let io = |e: serde_json::Error| std::io::Error::other(e);
+            if let Some(v) = &e.scope {
+                key(w, "scope")?;
+                serde_json::to_writer(&mut *w, v).map_err(io)?;
+            }
+            if let Some(v) = &e.geo {
+                key(w, "geo")?;
+                serde_json::to_writer(&mut *w, v).map_err(io)?;
+            }
+            if let Some(v) = &e.asn {
+                key(w, "asn")?;
+                serde_json::to_writer(&mut *w, v).map_err(io)?;
+            }
+            if let Some(v) = &e.tracker {
+                key(w, "tracker")?;
+                serde_json::to_writer(&mut *w, v).map_err(io)?;
+            }
+        }
         w.write_all(b"}")
+    }
+}
+
+/// Records for the unit tests of other modules.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+
+    /// A TCP record 10.0.0.1:40000 → 10.0.0.2:443 with nothing classified.
+    pub(crate) fn record() -> FlowRecord {
+        FlowRecord {
+            id: 1,
+            proto: ProtoName(6),
+            src_ip: "10.0.0.1".parse().unwrap(),
+            src_port: Some(40000),
+            dst_ip: "10.0.0.2".parse().unwrap(),
+            dst_port: Some(443),
+            icmp_id: None,
+            packets_c2s: 1,
+            bytes_c2s: 60,
+            packets_s2c: 0,
+            bytes_s2c: 0,
+            payload_bytes_c2s: 0,
+            payload_bytes_s2c: 0,
+            first_seen: Rfc3339(Timestamp(1_700_000_000_000_000_000)),
+            last_seen: Rfc3339(Timestamp(1_700_000_000_000_000_000)),
+            duration_ns: 0,
+            state: "syn_sent",
+            end_reason: Some("end_of_capture"),
+            vlan: Vec::new(),
+            iface: 0,
+            iface_name: None,
+            tcp_c2s: None,
+            tcp_s2c: None,
+            icmp_errors: 0,
+            quoted: None,
+            outer: None,
+            app: None,
+            app_guess: false,
+            sni: None,
+            alpn: Vec::new(),
+            alpn_server: None,
+            tls_version: None,
+            ech: false,
+            ja4: None,
+            http: Vec::new(),
+            dns: Vec::new(),
+            quic_version: None,
+            ssh_client: None,
+            ssh_server: None,
+            stun_software: None,
+            domain: None,
+            enrich: Default::default(),
+        }
     }
 }
 
@@ -789,6 +868,7 @@ mod tests {
                         ssh_server: None,
                         stun_software: name.clone(),
                         domain: name,
+                        enrich: Default::default(),
                     }
                 },
             )

@@ -73,6 +73,7 @@ pub fn record(id: u64, src: [u8; 4], dst: [u8; 4], dport: u16, bytes: u64) -> Fl
         ssh_server: None,
         stun_software: None,
         domain: None,
+        enrich: Default::default(),
     }
 }
 

@@ -578,7 +578,7 @@ fn unknown_keys_name_the_known_ones() {
     assert_eq!(
         err("# comment\n\nwhatever: 1\n"),
         "t.yaml:3:1: unknown key whatever (known: interfaces, capture, replay, engine, \
-         aggregation, flows, classify, detectors, alerts, storage, api, privileges, log)"
+         aggregation, flows, classify, enrich, detectors, alerts, storage, api, privileges, log)"
     );
     assert_eq!(
         err("flows:\n  timeouts:\n    tcp_establshed: 1m\n"),
@@ -759,7 +759,7 @@ fn syntax_errors_and_duplicates() {
     assert_eq!(
         err("[1, 2]\n"),
         "t.yaml:1:1: a list is not a mapping (with keys among interfaces, capture, replay, \
-         engine, aggregation, flows, classify, detectors, alerts, storage, api, privileges, log)"
+         engine, aggregation, flows, classify, enrich, detectors, alerts, storage, api, privileges, log)"
     );
     assert_eq!(
         err("capture:\n  [a]: 1\n"),
@@ -869,4 +869,26 @@ proptest::proptest! {
             proptest::prop_assert!(!line.contains('\n'), "{}", line);
         }
     }
+}
+
+#[test]
+fn enrich_section() {
+    let c = ok(
+        "enrich:\n  scope: false\n  geoip: /x/city.mmdb\n  trackers:\n    - path: /x/ads.txt\n      category: Ads\n",
+    );
+    let e = c.enrich_config();
+    assert!(!e.scope);
+    assert_eq!(
+        e.geoip.as_deref(),
+        Some(std::path::Path::new("/x/city.mmdb"))
+    );
+    assert_eq!(
+        e.trackers,
+        [("/x/ads.txt".into(), netmon_enrich::trackers::Category::Ads)]
+    );
+    assert!(Config::default().enrich_config().scope);
+    assert_eq!(
+        err("enrich:\n  trackers:\n    - path: a.txt\n      category: spyware\n"),
+        "t.yaml:4:17: enrich.trackers[0].category: \"spyware\" is not one of ads, analytics, social, fingerprinting, cdn, other"
+    );
 }
