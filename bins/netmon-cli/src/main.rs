@@ -12,6 +12,7 @@ mod flows;
 mod ifaces;
 mod input;
 mod json;
+mod privacy;
 mod read;
 mod stats;
 
@@ -51,6 +52,8 @@ enum Command {
     Gateways(ifaces::Args),
     /// The YAML configuration of netmond: print a commented template, or check a file.
     Config(config::Args),
+    /// Per application, the tracker domains contacted and a privacy score (docs/enrich.md).
+    Privacy(privacy::Args),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         Command::Interfaces(args) => ifaces::run_interfaces(args),
         Command::Gateways(args) => ifaces::run_gateways(args),
         Command::Config(args) => config::run(args),
+        Command::Privacy(args) => privacy::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
