@@ -3,6 +3,7 @@
 //! | module | adds | source |
 //! | --- | --- | --- |
 //! | [`scope`] | `scope`: loopback, private, CGNAT, link-local, multicast, documentation, public | the address alone |
+//! | [`process`] | `process`: pid, name, exe, command line, user, container of the socket's owner (or why not) | netlink sock_diag and `/proc` (Linux) |
 //!
 //! Each enricher is optional and cheap on the packet path: it is consulted once per flow (at
 //! its first packet) and keeps its result for the flow's lifetime; its tables are loaded or
@@ -18,4 +19,5 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod process;
 pub mod scope;
