@@ -217,7 +217,7 @@ impl SocketState {
         }
     }
 
-    /// Lower-case name for JSON: `established`, `syn_sent`, ..., `unconn`, `listen`;
+    /// Lower-case `ss` name for JSON: `estab`, `syn_sent`, ..., `unconn`, `listen`;
     /// unknown numbers are `state_N`.
     pub fn json_name(self) -> String {
         match self {

@@ -244,6 +244,20 @@ fn ipv4_flow_of_a_dual_stack_socket_and_ipv6() {
             server.id(),
             "python3",
         );
+        // Known owner: each further lookup is one netlink query and the cache, no /proc walk.
+        let (before, t) = (r.stats(), Instant::now());
+        for _ in 0..200 {
+            assert!(r.lookup(Proto::Tcp, s, c).process().is_some());
+        }
+        let (after, took) = (r.stats(), t.elapsed());
+        assert_eq!(after.lookups - before.lookups, 200);
+        assert_eq!(after.netlink_queries - before.netlink_queries, 200);
+        assert_eq!(after.owner_hits - before.owner_hits, 200);
+        assert_eq!(
+            (after.full_scans, after.quick_scans),
+            (before.full_scans, before.quick_scans)
+        );
+        eprintln!("cached-owner lookup: {:?} each; {after:?}", took / 200);
         // The client's side is this process; lookup_flow from the client's first packet
         // picks the sender.
         let me = r.lookup_flow(Proto::Tcp, c, s);

@@ -125,10 +125,12 @@ pub(crate) fn socket_inode(link: &OsStr) -> Option<u64> {
     std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
-/// Reads at most `max` bytes of a file.
+/// Reads at most `max` bytes of a file. The buffer is allocated whole first: procfs makes a
+/// file's whole text again for every `read`, so the small first reads of an empty `Vec`
+/// (32, 32, 64, ... bytes) would cost one generation each.
 fn read_bounded(path: &Path, max: u64) -> Option<Vec<u8>> {
     let f = fs::File::open(path).ok()?;
-    let mut v = Vec::new();
+    let mut v = Vec::with_capacity(usize::try_from(max).unwrap_or(0).saturating_add(1));
     f.take(max).read_to_end(&mut v).ok()?;
     Some(v)
 }
