@@ -14,6 +14,7 @@ mod input;
 mod json;
 mod privacy;
 mod read;
+mod sockets;
 mod stats;
 
 use std::io::{self, Write};
@@ -50,6 +51,8 @@ enum Command {
     Interfaces(ifaces::Args),
     /// List default routes (IPv4 and IPv6): gateway, interface, metric.
     Gateways(ifaces::Args),
+    /// List TCP and UDP sockets with their processes (like `ss -tunap`; Linux).
+    Sockets(sockets::Args),
     /// The YAML configuration of netmond: print a commented template, or check a file.
     Config(config::Args),
     /// Per application, the tracker domains contacted and a privacy score (docs/enrich.md).
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         Command::Capture(args) => capture::run(args),
         Command::Interfaces(args) => ifaces::run_interfaces(args),
         Command::Gateways(args) => ifaces::run_gateways(args),
+        Command::Sockets(args) => sockets::run(args),
         Command::Config(args) => config::run(args),
         Command::Privacy(args) => privacy::run(args),
     };

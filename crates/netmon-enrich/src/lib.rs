@@ -5,6 +5,7 @@
 //! | [`scope`] | `scope`: loopback, private, CGNAT, link-local, multicast, documentation, public | the address alone |
 //! | [`geo`] | `geo` (country, city, coordinates), `asn` (number, organisation) | MaxMind DB files the user gives |
 //! | [`trackers`] | `tracker` (listed domain, category, list); per-app privacy score | domain lists the user gives |
+//! | [`process`] | `process`: pid, name, exe, command line, user, container of the socket's owner (or why not) | netlink sock_diag and `/proc` (Linux) |
 //!
 //! Each enricher is optional and cheap on the packet path: it is consulted once per flow (at
 //! its first packet) and keeps its result for the flow's lifetime; its tables are loaded or
@@ -21,5 +22,6 @@
 #![deny(missing_docs)]
 
 pub mod geo;
+pub mod process;
 pub mod scope;
 pub mod trackers;
