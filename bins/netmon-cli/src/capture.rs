@@ -64,6 +64,12 @@ pub(crate) struct Args {
     #[arg(long)]
     flows: bool,
 
+    /// With --flows: attribute each flow to the local process owning its socket, looked up at
+    /// the flow's first packet (Linux; `process` in the JSON records; implies --immediate so
+    /// that short connections are still open when their first packet is seen; docs/enrich.md).
+    #[arg(long, requires = "flows")]
+    processes: bool,
+
     /// Output format of --flows.
     #[arg(long, value_enum, default_value = "table", requires = "flows")]
     format: Format,
@@ -206,7 +212,8 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         snaplen: args.snaplen.max(64),
         promiscuous: !args.no_promisc,
         buffer_bytes: args.buffer_mib.clamp(1, 4095) << 20,
-        immediate: args.immediate,
+        // Process attribution races the socket's owner: hand packets over at once.
+        immediate: args.immediate || args.processes,
         filter: with_exclusions(args.filter.as_deref(), &exclude),
         ..LiveConfig::default()
     };
@@ -232,7 +239,19 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     };
 
     // Every handle and file is open: give up privileges before anything else runs.
-    let dropped = match privilege::drop_privileges(args.user.as_deref()) {
+    // --processes keeps the two capabilities that reading other processes' /proc/PID/fd
+    // needs (and no other); with --user nothing is kept.
+    if args.processes && args.user.is_some() {
+        return Err(crate::Usage(
+            "--processes needs to read other processes' /proc entries: leave out --user".into(),
+        )
+        .into());
+    }
+    let dropped = match if args.processes {
+        privilege::drop_privileges_keeping_process_inspection()
+    } else {
+        privilege::drop_privileges(args.user.as_deref())
+    } {
         Ok(d) => Some(d),
         Err(privilege::PrivilegeError::Unsupported) if args.user.is_none() => None,
         Err(e) => return Err(anyhow!("{e}")),
@@ -280,8 +299,13 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             None,
         );
         sink.header()?;
-        let engine = Engine::classifying(EngineConfig::default())
-            .map_err(|e| crate::Usage(e.to_string()))?;
+        let mut cfg = EngineConfig::default();
+        if args.processes {
+            // Flow starts reach the sink, which looks their sockets up at once.
+            cfg.observe = true;
+            sink = sink.with_processes(netmon_engine::enrich::ProcessTracker::new());
+        }
+        let engine = Engine::classifying(cfg).map_err(|e| crate::Usage(e.to_string()))?;
         Some((engine, sink))
     } else {
         None

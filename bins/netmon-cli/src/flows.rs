@@ -189,6 +189,7 @@ pub(crate) struct Out<W: Write> {
     printed: u64,
     error: Option<io::Error>,
     enricher: Option<std::sync::Arc<netmon_engine::enrich::Enricher>>,
+    processes: Option<netmon_engine::enrich::ProcessTracker>,
 }
 
 impl<W: Write> Out<W> {
@@ -201,7 +202,14 @@ impl<W: Write> Out<W> {
             printed: 0,
             error: None,
             enricher: None,
+            processes: None,
         }
+    }
+
+    /// Attributes flows to local processes (needs `EngineConfig::observe`).
+    pub(crate) fn with_processes(mut self, t: netmon_engine::enrich::ProcessTracker) -> Out<W> {
+        self.processes = Some(t);
+        self
     }
 
     /// Enriches every record before it is filtered and written.
@@ -265,11 +273,22 @@ impl<W: Write> Out<W> {
 }
 
 impl<W: Write, E: netmon_engine::RecordExt> EngineSink<E> for Out<W> {
+    fn flow_observed(&mut self, event: netmon_engine::FlowEvent, obs: &netmon_stats::FlowObs) {
+        if event == netmon_engine::FlowEvent::Start {
+            if let Some(t) = self.processes.as_mut() {
+                t.flow_started(obs);
+            }
+        }
+    }
+
     fn flow_ended(&mut self, flow: &Flow<E>, iface_name: Option<&str>) {
         if self.error.is_some() {
             return;
         }
         let mut r = FlowRecord::new(flow, iface_name);
+        if let Some(t) = self.processes.as_mut() {
+            r.enrich.process = t.take(r.id);
+        }
         if let Some(e) = &self.enricher {
             e.apply(&mut r);
         }

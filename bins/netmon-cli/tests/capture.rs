@@ -436,3 +436,65 @@ fn the_pcap_backend_from_the_command_line() {
     assert_eq!(lens, vec!["46"; 10]);
     assert!(rest.contains("10 packets captured; kernel: "), "{rest}");
 }
+
+/// `--flows --processes`: the flow to a python3 server in the capture's namespace carries that
+/// server's pid and name, looked up when the SYN arrived — for a connection of about 50 ms.
+#[test]
+fn flows_name_their_local_process() {
+    if netns::unavailable().is_some() {
+        return;
+    }
+    let pair = VethPair::new("clip");
+    let (child, err) = start(
+        &pair.b,
+        &[
+            "-i",
+            "veth1",
+            "-f",
+            "tcp port 7003",
+            "--flows",
+            "--processes",
+            "--format",
+            "jsonl",
+            "--duration",
+            "3s",
+        ],
+    );
+    let script = format!(
+        "import socket,sys\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+         s.bind(('{}',7003))\ns.listen(1)\nprint('ready',flush=True)\nc,_=s.accept()\n\
+         import time\ntime.sleep(0.05)\nc.recv(100)\nc.sendall(b'y'*50)\nc.close()\n",
+        VethPair::B_V4
+    );
+    let mut server = pair
+        .b
+        .command("python3")
+        .args(["-c", &script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(ready.trim(), "ready");
+    pair.a.run(|| {
+        use std::io::Write;
+        let mut c = TcpStream::connect((VethPair::B_V4, 7003)).unwrap();
+        c.write_all(&[b'x'; 100]).unwrap();
+        let mut back = [0u8; 50];
+        c.read_exact(&mut back).unwrap();
+    });
+    let pid = server.id();
+    server.wait().unwrap();
+    let (code, out, rest) = finish(child, err, Duration::from_secs(10));
+    assert_eq!(code, 0, "{rest}");
+    let recs: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(recs.len(), 1, "{out}");
+    let p = &recs[0]["process"];
+    assert_eq!(p["pid"], pid, "{out}");
+    assert!(p["name"].as_str().unwrap().starts_with("python3"), "{out}");
+}

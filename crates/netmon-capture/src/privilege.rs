@@ -65,7 +65,15 @@ pub enum PrivilegeError {
 
 /// Switches to `user` (if given) and drops every capability, irrevocably; see the module docs.
 pub fn drop_privileges(user: Option<&str>) -> Result<Dropped, PrivilegeError> {
-    imp::drop_privileges(user)
+    imp::drop_privileges(user, false)
+}
+
+/// Like [`drop_privileges`] without a user switch, but keeps the two capabilities that
+/// process attribution needs to read other processes' `/proc/PID/fd` (CAP_SYS_PTRACE for the
+/// ptrace access check, CAP_DAC_READ_SEARCH for the directories) and nothing else: no capture,
+/// no network administration, no way to gain more (`no_new_privs`).
+pub fn drop_privileges_keeping_process_inspection() -> Result<Dropped, PrivilegeError> {
+    imp::drop_privileges(None, true)
 }
 
 /// The effective capability mask of this thread, from `/proc/thread-self/status` (`CapEff`).
@@ -85,7 +93,10 @@ mod imp {
         std::io::Error::from_raw_os_error(e as i32)
     }
 
-    pub(super) fn drop_privileges(user: Option<&str>) -> Result<Dropped, PrivilegeError> {
+    pub(super) fn drop_privileges(
+        user: Option<&str>,
+        keep_inspection: bool,
+    ) -> Result<Dropped, PrivilegeError> {
         let mut switched = false;
         if let Some(name) = user {
             let u = User::from_name(name)
@@ -110,15 +121,32 @@ mod imp {
         // Every capability set of this thread, the bounding set as far as allowed (it needs
         // CAP_SETPCAP, gone after a user switch; with no capabilities left it no longer
         // matters), then no_new_privs: exec can never grant anything again.
+        // With `keep_inspection` the effective and permitted sets are lowered to the two
+        // inspection capabilities instead (lowering is all a thread can do; effective first,
+        // as it must stay within permitted).
+        let keep: caps::CapsHashSet = if keep_inspection {
+            [
+                caps::Capability::CAP_SYS_PTRACE,
+                caps::Capability::CAP_DAC_READ_SEARCH,
+            ]
+            .into_iter()
+            .collect()
+        } else {
+            caps::CapsHashSet::new()
+        };
         for set in [
             caps::CapSet::Ambient,
             caps::CapSet::Effective,
             caps::CapSet::Inheritable,
             caps::CapSet::Permitted,
         ] {
-            caps::clear(None, set)
-                .map_err(|e| PrivilegeError::Capabilities(format!("{set:?}: {e}")))?;
+            let lowered = match set {
+                caps::CapSet::Effective | caps::CapSet::Permitted => caps::set(None, set, &keep),
+                _ => caps::clear(None, set),
+            };
+            lowered.map_err(|e| PrivilegeError::Capabilities(format!("{set:?}: {e}")))?;
         }
+        let kept = keep.iter().fold(0u64, |m, c| m | (1u64 << c.index()));
         nix::sys::prctl::set_no_new_privs()
             .map_err(|e| PrivilegeError::Capabilities(format!("no_new_privs: {e}")))?;
 
@@ -127,7 +155,7 @@ mod imp {
         {
             return Err(PrivilegeError::Verify("setuid(0) still succeeds".into()));
         }
-        if let Some(eff) = effective_capabilities().filter(|&c| c != 0) {
+        if let Some(eff) = effective_capabilities().filter(|&c| c != kept) {
             return Err(PrivilegeError::Verify(format!("CapEff is {eff:#x}")));
         }
         let groups = nix::unistd::getgroups()
@@ -146,7 +174,10 @@ mod imp {
 mod imp {
     use super::*;
 
-    pub(super) fn drop_privileges(_user: Option<&str>) -> Result<Dropped, PrivilegeError> {
+    pub(super) fn drop_privileges(
+        _user: Option<&str>,
+        _keep_inspection: bool,
+    ) -> Result<Dropped, PrivilegeError> {
         Err(PrivilegeError::Unsupported)
     }
 }

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use netmon_enrich::geo::{Asn, Geo, GeoDb, GeoError};
+use netmon_enrich::process::{Attribution, ProcessResolver, Proto};
 use netmon_enrich::scope::{Scope, scope_of};
 use netmon_enrich::trackers::{Category, TrackerError, TrackerLists, TrackerMatch};
 use serde::Serialize;
@@ -54,6 +55,10 @@ pub struct Enrichment {
     /// list.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tracker: Option<TrackerMatch>,
+    /// The local process that owned the flow's socket at its first packet, or why it is not
+    /// known (`{"reason": ...}`); see [`ProcessTracker`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process: Option<Attribution>,
 }
 
 impl Enrichment {
@@ -170,7 +175,66 @@ impl Enricher {
                 })
                 .next();
         }
+        // The process was found at the flow's start (ProcessTracker), not here.
+        e.process = r.enrich.process.take();
         r.enrich = e;
+    }
+}
+
+/// Attributes flows to local processes at their first packet (the only moment a short-lived
+/// process can be caught) and keeps the answer until the flow's record is made.
+///
+/// Feed it the engine's flow-start observations ([`EngineConfig::observe`]
+/// (crate::EngineConfig::observe) and [`EngineSink::flow_observed`](crate::EngineSink::flow_observed)),
+/// then [`take`](Self::take) the answer when the record is built. Memory: one entry per
+/// active TCP/UDP flow. It must run on a thread inside the network namespace being captured.
+pub struct ProcessTracker {
+    resolver: ProcessResolver,
+    by_flow: std::collections::HashMap<u64, Attribution>,
+}
+
+impl std::fmt::Debug for ProcessTracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessTracker")
+            .field("flows", &self.by_flow.len())
+            .finish()
+    }
+}
+
+impl Default for ProcessTracker {
+    fn default() -> Self {
+        ProcessTracker::new()
+    }
+}
+
+impl ProcessTracker {
+    /// A tracker with the resolver's defaults.
+    pub fn new() -> ProcessTracker {
+        ProcessTracker {
+            resolver: ProcessResolver::new(),
+            by_flow: std::collections::HashMap::new(),
+        }
+    }
+
+    /// A flow started: look its socket up now (TCP and UDP flows only).
+    pub fn flow_started(&mut self, obs: &netmon_stats::FlowObs) {
+        let Some(proto) = Proto::from_ip_proto(obs.proto) else {
+            return;
+        };
+        let src = std::net::SocketAddr::new(obs.initiator.ip, obs.initiator.port);
+        let dst = std::net::SocketAddr::new(obs.responder.ip, obs.responder.port);
+        let a = self.resolver.lookup_flow(proto, src, dst);
+        self.by_flow.insert(obs.id, a);
+    }
+
+    /// The answer for flow `id` (its record is being made), forgotten here.
+    pub fn take(&mut self, id: u64) -> Option<Attribution> {
+        self.by_flow.remove(&id)
+    }
+
+    /// The resolver's counters.
+    pub fn stats(&self) -> netmon_enrich::process::ResolverStats {
+        self.resolver.stats()
     }
 }
 

@@ -694,6 +694,10 @@ impl FlowRecord {
                 key(w, "tracker")?;
                 serde_json::to_writer(&mut *w, v).map_err(io)?;
             }
+            if let Some(v) = &e.process {
+                key(w, "process")?;
+                serde_json::to_writer(&mut *w, v).map_err(io)?;
+            }
         }
         w.write_all(b"}")
     }
