@@ -11,8 +11,10 @@
 //!   ICMP error goes where the packet it quotes went, so errors still link to their flow).
 //!   Batches are recycled: in steady state nothing is allocated per packet.
 //! - Each shard owns an [`Engine`] (flow table and classifier): no lock on the packet path. It
-//!   builds the [`FlowRecord`] of every ended flow and forwards what the statistics would see
-//!   ([`EngineConfig::observe`]) in event batches.
+//!   builds the [`FlowRecord`] of every ended flow and counts its packets' statistics into a
+//!   [`PacketTally`] per batch (windows, hierarchy, totals: sums, merged by shape); flow events
+//!   and ARP packets, which the detectors take one by one, go as events stamped with the
+//!   shard's clock.
 //! - The aggregator owns the one [`Stats`] (windows, hierarchy, talkers, detectors), so scans
 //!   whose probes fall into different shards are still seen as one scan, and it hands records,
 //!   alerts and series points to the [`PipelineSink`].
@@ -20,14 +22,20 @@
 //!   [`Backpressure::Block`] (replay) the reader waits for a free batch; with
 //!   [`Backpressure::Drop`] (live) it drops the packet and counts it in
 //!   [`PipelineCounters::dropped`], per shard.
-//! - Every shard's clock follows the reader's: each batch carries the latest timestamp read,
-//!   and the shard moves its timers to it after the batch, so flows time out as in one engine.
+//! - Time: a packet counts in the second of the reader's clock (latest timestamp read) — what
+//!   one engine's statistics clock would say. The reader sends every batch when its clock
+//!   enters a new second and ticks every shard, so a batch never spans two seconds and every
+//!   shard's output carries a clock that never goes back (its watermark). The aggregator
+//!   applies the shards' outputs in order of their seconds, a second only once every shard
+//!   reported a later clock, so nothing of a second arrives after it closed. Every shard's
+//!   timers follow the reader's clock (batch clocks and ticks), so flows time out as in one
+//!   engine.
 //!
 //! With one shard the records and statistics are those of a single [`Engine`]. With several,
-//! each flow's record is the same, but records come out in a different order, and the
-//! statistics see the shards' packets interleaved batch by batch (a packet can be counted in
-//! the second after its own when batches straddle a second; `Counters::late_packets` counts
-//! them). DNS answers are correlated with flows of the same shard only.
+//! each flow's record is the same, but records come out in a different order; the windows,
+//! series, totals, hierarchy (siblings first seen in the same second aside) and talkers are a
+//! single engine's, and the detectors see the same flows (within a second, in another order).
+//! DNS answers are correlated with flows of the same shard only.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
