@@ -119,6 +119,12 @@ impl PipelineSink for DaemonSink {
         }
     }
 
+    fn finished(&mut self, stats: Option<&Stats>) {
+        // The final hierarchy and talkers, whatever the rate limit said.
+        self.last_report = None;
+        self.after_batch(stats);
+    }
+
     fn active_flows(&mut self, shard: usize, records: Vec<FlowRecord>) {
         self.shared.active.lock().insert(shard, records);
     }

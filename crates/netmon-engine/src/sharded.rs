@@ -98,6 +98,9 @@ pub trait PipelineSink: Send {
     fn attach(&mut self, _stats: &mut Stats) {}
     /// After each batch of events, with the statistics (when enabled), for periodic reports.
     fn after_batch(&mut self, _stats: Option<&Stats>) {}
+    /// Once, at the end, after the last records and alerts and the statistics' final close:
+    /// the final state for reports (a rate-limited periodic report may have missed it).
+    fn finished(&mut self, _stats: Option<&Stats>) {}
     /// A shard's busiest active flows (see [`ShardConfig::active_every`]); replaces what that
     /// shard exported before.
     fn active_flows(&mut self, _shard: usize, _records: Vec<FlowRecord>) {}
@@ -786,6 +789,7 @@ fn aggregate<S: PipelineSink>(
         st.finish();
         drain(st, sink);
     }
+    sink.finished(stats.as_ref());
 }
 
 /// Hands one shard output to the statistics and the sink.
@@ -800,6 +804,8 @@ fn apply<S: PipelineSink>(
     if let Some(active) = ev.active.take() {
         sink.active_flows(ev.shard, active);
     }
+    // A tick's output (a clock and nothing else) is no batch for the sink.
+    let something = !(ev.evs.is_empty() && ev.records.is_empty() && ev.tally.is_empty());
     if let Some(st) = stats.as_mut() {
         for e in &ev.evs {
             match e {
@@ -828,7 +834,9 @@ fn apply<S: PipelineSink>(
     for r in ev.records.drain(..) {
         sink.flow_ended(r);
     }
-    sink.after_batch(stats.as_ref());
+    if something {
+        sink.after_batch(stats.as_ref());
+    }
     if let Some(tx) = ev_free.get(ev.shard) {
         let _ = tx.try_send(ev);
     }
