@@ -137,6 +137,12 @@ impl PipelineSink for DaemonSink {
         }
     }
 
+    fn finished(&mut self, stats: Option<&Stats>) {
+        // The final hierarchy and talkers, whatever the rate limit said.
+        self.last_report = None;
+        self.after_batch(stats);
+    }
+
     fn active_flows(&mut self, shard: usize, mut records: Vec<FlowRecord>) {
         if let Some(e) = &self.enricher {
             records.iter_mut().for_each(|r| e.apply(r));

@@ -11,8 +11,10 @@
 //!   ICMP error goes where the packet it quotes went, so errors still link to their flow).
 //!   Batches are recycled: in steady state nothing is allocated per packet.
 //! - Each shard owns an [`Engine`] (flow table and classifier): no lock on the packet path. It
-//!   builds the [`FlowRecord`] of every ended flow and forwards what the statistics would see
-//!   ([`EngineConfig::observe`]) in event batches.
+//!   builds the [`FlowRecord`] of every ended flow and counts its packets' statistics into a
+//!   [`PacketTally`] per batch (windows, hierarchy, totals: sums, merged by shape); flow events
+//!   and ARP packets, which the detectors take one by one, go as events stamped with the
+//!   shard's clock.
 //! - The aggregator owns the one [`Stats`] (windows, hierarchy, talkers, detectors), so scans
 //!   whose probes fall into different shards are still seen as one scan, and it hands records,
 //!   alerts and series points to the [`PipelineSink`].
@@ -20,15 +22,22 @@
 //!   [`Backpressure::Block`] (replay) the reader waits for a free batch; with
 //!   [`Backpressure::Drop`] (live) it drops the packet and counts it in
 //!   [`PipelineCounters::dropped`], per shard.
-//! - Every shard's clock follows the reader's: each batch carries the latest timestamp read,
-//!   and the shard moves its timers to it after the batch, so flows time out as in one engine.
+//! - Time: a packet counts in the second of the reader's clock (latest timestamp read) — what
+//!   one engine's statistics clock would say. The reader sends every batch when its clock
+//!   enters a new second and ticks every shard, so a batch never spans two seconds and every
+//!   shard's output carries a clock that never goes back (its watermark). The aggregator
+//!   applies the shards' outputs in order of their seconds, a second only once every shard
+//!   reported a later clock, so nothing of a second arrives after it closed. Every shard's
+//!   timers follow the reader's clock (batch clocks and ticks), so flows time out as in one
+//!   engine.
 //!
 //! With one shard the records and statistics are those of a single [`Engine`]. With several,
-//! each flow's record is the same, but records come out in a different order, and the
-//! statistics see the shards' packets interleaved batch by batch (a packet can be counted in
-//! the second after its own when batches straddle a second; `Counters::late_packets` counts
-//! them). DNS answers are correlated with flows of the same shard only.
+//! each flow's record is the same, but records come out in a different order; the windows,
+//! series, totals, hierarchy (siblings first seen in the same second aside) and talkers are a
+//! single engine's, and the detectors see the same flows (within a second, in another order).
+//! DNS answers are correlated with flows of the same shard only.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -36,7 +45,7 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use netmon_capture::{CaptureError, CaptureSource, Direction, LinkType, Next, PacketMeta};
 use netmon_classify::classifier::{ClassifyCtx, FlowClass};
 use netmon_flow::{EndReason, Flow};
-use netmon_stats::{AlertEvent, FlowObs, PacketObs, SeriesPoint, Stats};
+use netmon_stats::{AlertEvent, ArpObs, FlowObs, PacketObs, PacketTally, SeriesPoint, Stats};
 use netmon_types::Timestamp;
 
 use crate::{ConfigError, Engine, EngineConfig, EngineSink, FlowEvent, FlowRecord, Summary};
@@ -89,6 +98,9 @@ pub trait PipelineSink: Send {
     fn attach(&mut self, _stats: &mut Stats) {}
     /// After each batch of events, with the statistics (when enabled), for periodic reports.
     fn after_batch(&mut self, _stats: Option<&Stats>) {}
+    /// Once, at the end, after the last records and alerts and the statistics' final close:
+    /// the final state for reports (a rate-limited periodic report may have missed it).
+    fn finished(&mut self, _stats: Option<&Stats>) {}
     /// A shard's busiest active flows (see [`ShardConfig::active_every`]); replaces what that
     /// shard exported before.
     fn active_flows(&mut self, _shard: usize, _records: Vec<FlowRecord>) {}
@@ -190,28 +202,43 @@ impl Batch {
 
 enum ToShard {
     Batch(Batch),
+    /// The reader's clock entered a new second: move the timers to the last time of the old
+    /// second (the flows that expired in it end in it, as in one engine), then to the new
+    /// clock, and report both.
+    Tick(Timestamp, Timestamp),
     Finish(EndReason),
 }
 
-/// What the statistics would have seen, in the order the shard saw it.
+/// What the statistics take one by one, in the order the shard saw it, each with the shard's
+/// clock when it happened (the latest timestamp it had seen).
 #[derive(Clone, Copy, Debug)]
 enum Ev {
-    Packet(PacketObs<'static>),
-    Flow(FlowEvent, FlowObs),
+    Flow(FlowEvent, FlowObs, Timestamp),
+    /// An ARP packet (for the sweep detector) and its own timestamp.
+    Arp(ArpObs, Timestamp, Timestamp),
 }
 
-/// A shard's output for the aggregator.
+/// A shard's output for the aggregator: one per batch or tick.
 struct Events {
     shard: usize,
+    /// The reader's clock of the batch (or tick): every later `Events` of this shard has a
+    /// clock at least as late — the shard's watermark.
+    clock: Timestamp,
+    /// The batch's packets, counted (they all count in `clock`'s second).
+    tally: PacketTally,
     evs: Vec<Ev>,
     records: Vec<FlowRecord>,
     names: Arc<Vec<Option<String>>>,
     active: Option<Vec<FlowRecord>>,
+    /// The shard's last output (after `Finish`).
+    last: bool,
 }
 
 /// The shard engine's sink: collects events into the current `Events`.
 struct ShardSink {
     cur: Events,
+    /// The shard's clock: latest timestamp of its packets, ticks and batch clocks.
+    now: Timestamp,
 }
 
 impl EngineSink<FlowClass> for ShardSink {
@@ -219,21 +246,13 @@ impl EngineSink<FlowClass> for ShardSink {
         self.cur.records.push(FlowRecord::new(flow, iface_name));
     }
     fn packet_observed(&mut self, obs: &PacketObs<'_>) {
-        let mut o: PacketObs<'static> = PacketObs {
-            iface_name: None,
-            ..PacketObs::new(obs.ts, obs.iface, obs.wire_len)
-        };
-        o.layers = obs.layers;
-        o.app = obs.app;
-        o.l3 = obs.l3;
-        o.ip = obs.ip;
-        o.ports = obs.ports;
-        o.tcp_flags = obs.tcp_flags;
-        o.arp = obs.arp;
-        self.cur.evs.push(Ev::Packet(o));
+        self.cur.tally.add(obs);
+        if let Some(a) = obs.arp {
+            self.cur.evs.push(Ev::Arp(a, obs.ts, self.now));
+        }
     }
     fn flow_observed(&mut self, event: FlowEvent, obs: &FlowObs) {
-        self.cur.evs.push(Ev::Flow(event, *obs));
+        self.cur.evs.push(Ev::Flow(event, *obs, self.now));
     }
 }
 
@@ -409,13 +428,52 @@ fn read_loop(
             }
         }
     };
+    // Ticks a shard is owed (a live reader never waits for a shard's queue: it retries).
+    let mut owed = vec![false; n];
+    let mut any_owed = false;
+    let tick = |i: usize, prev: Timestamp, clock: Timestamp, owed: &mut [bool]| -> bool {
+        let Some(tx) = to_shard.get(i) else {
+            return true;
+        };
+        let sent = match cfg.backpressure {
+            Backpressure::Block => tx.send(ToShard::Tick(prev, clock)).is_ok(),
+            Backpressure::Drop => tx.try_send(ToShard::Tick(prev, clock)).is_ok(),
+        };
+        if let Some(o) = owed.get_mut(i) {
+            *o = !sent;
+        }
+        sent
+    };
+    let mut started = false;
     let error = loop {
         let next = source.next_packet();
         match next {
             Ok(Next::Packet(p)) => {
                 read += 1;
-                if p.meta.ts > clock {
-                    clock = p.meta.ts;
+                let ts = p.meta.ts;
+                if !started || ts.secs() > clock.secs() {
+                    // A new second on the reader's clock: every batch so far goes out (a batch
+                    // holds the packets of one second), and every shard hears the new clock,
+                    // so the aggregator knows when all shards are past a second.
+                    for i in 0..n {
+                        flush(i, &mut cur, clock, &mut sent);
+                    }
+                    any_owed = false;
+                    let prev = if started { clock } else { ts };
+                    for i in 0..n {
+                        any_owed |= !tick(i, prev, ts, &mut owed);
+                    }
+                    started = true;
+                } else if any_owed {
+                    any_owed = false;
+                    for i in 0..n {
+                        if owed.get(i).copied().unwrap_or(false) {
+                            any_owed |= !tick(i, clock, clock, &mut owed);
+                        }
+                    }
+                }
+                if ts > clock {
+                    clock = ts;
                 }
                 let i = shard_of(p.meta.link_type, p.data, n);
                 let slot = match cur.get_mut(i) {
@@ -502,6 +560,14 @@ fn read_loop(
                     }
                     flush(i, &mut cur, clock, &mut sent);
                 }
+                if any_owed {
+                    any_owed = false;
+                    for i in 0..n {
+                        if owed.get(i).copied().unwrap_or(false) {
+                            any_owed |= !tick(i, clock, clock, &mut owed);
+                        }
+                    }
+                }
             }
             Ok(Next::End) => break None,
             Err(e) => break Some(e),
@@ -547,19 +613,23 @@ fn shard_loop(
 ) -> Summary {
     let fresh = |names: &Arc<Vec<Option<String>>>| Events {
         shard: i,
+        clock: Timestamp::EPOCH,
+        tally: PacketTally::new(0),
         evs: Vec::new(),
         records: Vec::new(),
         names: Arc::clone(names),
         active: None,
+        last: false,
     };
     let mut last_export = std::time::Instant::now();
     let mut names: Arc<Vec<Option<String>>> = Arc::default();
-    let mut sink = ShardSink { cur: fresh(&names) };
-    let send = |sink: &mut ShardSink, names: &Arc<Vec<Option<String>>>| {
-        if sink.cur.evs.is_empty() && sink.cur.records.is_empty() && sink.cur.active.is_none() {
-            return;
-        }
-        let next = match evf_rx.try_recv() {
+    let mut sink = ShardSink {
+        cur: fresh(&names),
+        now: Timestamp::EPOCH,
+    };
+    // Always sends (even an empty `Events` carries the shard's clock, its watermark).
+    let send = |sink: &mut ShardSink, names: &Arc<Vec<Option<String>>>, clock: Timestamp| {
+        let mut next = match evf_rx.try_recv() {
             Ok(mut e) => {
                 e.evs.clear();
                 e.records.clear();
@@ -569,6 +639,8 @@ fn shard_loop(
             }
             Err(_) => fresh(names),
         };
+        next.tally.reset(clock.secs());
+        next.clock = clock;
         let full = std::mem::replace(&mut sink.cur, next);
         let _ = ev_tx.send(full);
     };
@@ -579,6 +651,10 @@ fn shard_loop(
                     names = Arc::clone(&b.names);
                     sink.cur.names = Arc::clone(&names);
                 }
+                // Every packet of the batch counts in the second of the batch's clock (the
+                // reader sends a batch per second at least).
+                sink.cur.clock = b.clock;
+                sink.cur.tally.reset(b.clock.secs());
                 for r in &b.recs {
                     let start = r.start as usize;
                     let Some(data) = b.data.get(start..start + r.len as usize) else {
@@ -593,8 +669,10 @@ fn shard_loop(
                         cap_len: r.len,
                         orig_len: r.orig_len,
                     };
+                    sink.now = sink.now.max(r.ts);
                     engine.process(&meta, data, &mut sink);
                 }
+                sink.now = sink.now.max(b.clock);
                 engine.advance(b.clock, &mut sink);
                 if let Some(c) = counters.processed.get(i) {
                     c.fetch_add(b.recs.len() as u64, Ordering::Relaxed);
@@ -604,11 +682,25 @@ fn shard_loop(
                     last_export = std::time::Instant::now();
                     sink.cur.active = Some(busiest(&engine));
                 }
-                send(&mut sink, &names);
+                let clock = sink.cur.clock;
+                send(&mut sink, &names, clock);
+            }
+            ToShard::Tick(prev, ts) => {
+                for t in [prev, ts] {
+                    sink.now = sink.now.max(t);
+                    sink.cur.clock = sink.now;
+                    sink.cur.tally.reset(sink.now.secs());
+                    engine.advance(t, &mut sink);
+                    let clock = sink.cur.clock;
+                    send(&mut sink, &names, clock);
+                }
             }
             ToShard::Finish(reason) => {
+                sink.cur.clock = sink.now;
                 engine.finish(reason, &mut sink);
-                send(&mut sink, &names);
+                sink.cur.last = true;
+                let clock = sink.now;
+                send(&mut sink, &names, clock);
                 break;
             }
         }
@@ -616,6 +708,43 @@ fn shard_loop(
     engine.summary()
 }
 
+/// Most `Events` the aggregator holds back waiting for a slow shard; past it, the oldest is
+/// applied anyway (its packets may then count as late).
+const MAX_HELD: usize = 4096;
+
+/// The reader's interface names, escaped.
+#[derive(Default)]
+struct Names {
+    raw: Arc<Vec<Option<String>>>,
+    escaped: Vec<Option<String>>,
+}
+
+impl Names {
+    fn of(&mut self, raw: &Arc<Vec<Option<String>>>) -> &[Option<String>] {
+        if !Arc::ptr_eq(raw, &self.raw) {
+            self.raw = Arc::clone(raw);
+            self.escaped = raw
+                .iter()
+                .map(|n| {
+                    n.as_ref()
+                        .map(|n| netmon_packet::Escaped::new(n.as_bytes()).to_string())
+                })
+                .collect();
+        }
+        &self.escaped
+    }
+}
+
+/// One shard's output waiting at the aggregator.
+struct Lane {
+    queue: VecDeque<Events>,
+    /// The second of the shard's latest clock: it will send nothing for an earlier second.
+    mark: i64,
+    done: bool,
+}
+
+/// The aggregator: applies the shards' outputs in the order of their clocks' seconds, a second
+/// only once every shard is past the one before (so no packet of it can still come).
 fn aggregate<S: PipelineSink>(
     ev_rx: Receiver<Events>,
     ev_free: Vec<Sender<Events>>,
@@ -626,43 +755,109 @@ fn aggregate<S: PipelineSink>(
     if let Some(st) = stats.as_mut() {
         sink.attach(st);
     }
-    while let Ok(mut ev) = ev_rx.recv() {
-        if let Some(active) = ev.active.take() {
-            sink.active_flows(ev.shard, active);
-        }
-        if let Some(st) = stats.as_mut() {
-            for e in &ev.evs {
-                match e {
-                    Ev::Packet(p) => {
-                        let name = ev.names.get(p.iface as usize).and_then(|n| n.as_deref());
-                        let obs = PacketObs {
-                            iface_name: name,
-                            ..*p
-                        };
-                        st.on_packet(&obs);
-                    }
-                    Ev::Flow(FlowEvent::Start, f) => st.on_flow_start(f),
-                    Ev::Flow(FlowEvent::Update, f) => st.on_flow_update(f),
-                    Ev::Flow(FlowEvent::End, f) => st.on_flow_end(f),
-                }
+    let mut lanes: Vec<Lane> = (0..ev_free.len())
+        .map(|_| Lane {
+            queue: VecDeque::new(),
+            mark: i64::MIN,
+            done: false,
+        })
+        .collect();
+    let mut held = 0usize;
+    // The interface names as the statistics show them (escaped, as a single engine keeps them),
+    // rebuilt when the reader's table changes.
+    let mut escaped = Names::default();
+    let mut pump =
+        |lanes: &mut Vec<Lane>, held: &mut usize, stats: &mut Option<Stats>, sink: &mut S| loop {
+            let watermark = lanes
+                .iter()
+                .filter(|l| !l.done)
+                .map(|l| l.mark)
+                .min()
+                .unwrap_or(i64::MAX);
+            let Some(next) = lanes
+                .iter()
+                .enumerate()
+                .filter_map(|(i, l)| l.queue.front().map(|e| (e.clock.secs(), i)))
+                .min()
+            else {
+                return;
+            };
+            if next.0 > watermark && *held <= MAX_HELD {
+                return;
             }
-            drain(st, sink);
+            let Some(ev) = lanes.get_mut(next.1).and_then(|l| l.queue.pop_front()) else {
+                return;
+            };
+            *held = held.saturating_sub(1);
+            apply(ev, &ev_free, stats, sink, counters, &mut escaped);
+        };
+    while let Ok(ev) = ev_rx.recv() {
+        if let Some(l) = lanes.get_mut(ev.shard) {
+            l.mark = l.mark.max(ev.clock.secs());
+            l.done |= ev.last;
+            l.queue.push_back(ev);
+            held += 1;
         }
-        counters
-            .records
-            .fetch_add(ev.records.len() as u64, Ordering::Relaxed);
-        counters.event_batches.fetch_add(1, Ordering::Relaxed);
-        for r in ev.records.drain(..) {
-            sink.flow_ended(r);
-        }
-        sink.after_batch(stats.as_ref());
-        if let Some(tx) = ev_free.get(ev.shard) {
-            let _ = tx.try_send(ev);
-        }
+        pump(&mut lanes, &mut held, stats, sink);
     }
+    for l in &mut lanes {
+        l.done = true;
+    }
+    pump(&mut lanes, &mut held, stats, sink);
     if let Some(st) = stats.as_mut() {
         st.finish();
         drain(st, sink);
+    }
+    sink.finished(stats.as_ref());
+}
+
+/// Hands one shard output to the statistics and the sink.
+fn apply<S: PipelineSink>(
+    mut ev: Events,
+    ev_free: &[Sender<Events>],
+    stats: &mut Option<Stats>,
+    sink: &mut S,
+    counters: &PipelineCounters,
+    escaped: &mut Names,
+) {
+    if let Some(active) = ev.active.take() {
+        sink.active_flows(ev.shard, active);
+    }
+    // A tick's output (a clock and nothing else) is no batch for the sink.
+    let something = !(ev.evs.is_empty() && ev.records.is_empty() && ev.tally.is_empty());
+    if let Some(st) = stats.as_mut() {
+        for e in &ev.evs {
+            match e {
+                Ev::Flow(kind, f, at) => {
+                    st.advance(*at);
+                    match kind {
+                        FlowEvent::Start => st.on_flow_start(f),
+                        FlowEvent::Update => st.on_flow_update(f),
+                        FlowEvent::End => st.on_flow_end(f),
+                    }
+                }
+                Ev::Arp(a, ts, at) => {
+                    st.advance(*at);
+                    st.on_arp(a, *ts);
+                }
+            }
+        }
+        st.advance(ev.clock);
+        st.merge_tally(&ev.tally, escaped.of(&ev.names));
+        drain(st, sink);
+    }
+    counters
+        .records
+        .fetch_add(ev.records.len() as u64, Ordering::Relaxed);
+    counters.event_batches.fetch_add(1, Ordering::Relaxed);
+    for r in ev.records.drain(..) {
+        sink.flow_ended(r);
+    }
+    if something {
+        sink.after_batch(stats.as_ref());
+    }
+    if let Some(tx) = ev_free.get(ev.shard) {
+        let _ = tx.try_send(ev);
     }
 }
 

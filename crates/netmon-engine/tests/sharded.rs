@@ -235,3 +235,309 @@ fn shards_export_their_active_flows() {
     let ended: std::collections::BTreeSet<u64> = sink.ended.iter().map(|r| r.id).collect();
     assert!(!sink.ids.is_empty() && sink.ids.is_subset(&ended));
 }
+
+/// What the statistics produced: alerts and series as they were reported, the final stats.
+struct StatsRun {
+    alerts: Vec<AlertEvent>,
+    series: Vec<netmon_stats::SeriesPoint>,
+    stats: netmon_stats::Stats,
+}
+
+#[derive(Default)]
+struct StatsSink {
+    alerts: Vec<AlertEvent>,
+    series: Vec<netmon_stats::SeriesPoint>,
+}
+
+impl PipelineSink for StatsSink {
+    fn alert(&mut self, e: &AlertEvent) {
+        self.alerts.push(e.clone());
+    }
+    fn series(&mut self, p: &netmon_stats::SeriesPoint) {
+        self.series.push(p.clone());
+    }
+}
+
+impl<E> netmon_engine::EngineSink<E> for StatsSink {
+    fn alert(&mut self, e: &AlertEvent) {
+        self.alerts.push(e.clone());
+    }
+    fn series(&mut self, p: &netmon_stats::SeriesPoint) {
+        self.series.push(p.clone());
+    }
+}
+
+fn stats_cfg() -> EngineConfig {
+    EngineConfig {
+        stats: Some(StatsConfig {
+            series: Some(netmon_stats::SeriesConfig::default()),
+            ..StatsConfig::default()
+        }),
+        ..EngineConfig::default()
+    }
+}
+
+fn stats_single(path: &std::path::Path) -> StatsRun {
+    let mut src = netmon_capture::open_file(path).unwrap();
+    let mut engine = Engine::classifying(stats_cfg()).unwrap();
+    let mut sink = StatsSink::default();
+    engine.run(&mut src, &mut sink);
+    StatsRun {
+        alerts: sink.alerts,
+        series: sink.series,
+        stats: engine.into_stats().unwrap(),
+    }
+}
+
+fn stats_sharded(path: &std::path::Path, sc: &ShardConfig) -> StatsRun {
+    let mut src = netmon_capture::open_file(path).unwrap();
+    let mut sink = StatsSink::default();
+    let o = run_sharded(&stats_cfg(), sc, &mut src, &mut sink, None).unwrap();
+    StatsRun {
+        alerts: sink.alerts,
+        series: sink.series,
+        stats: o.stats.unwrap(),
+    }
+}
+
+/// The hierarchy as (path, frames, bytes), sorted: the children's order of first appearance
+/// may differ between shard counts (two paths first seen in the same second in two shards).
+fn hierarchy_paths(st: &netmon_stats::Stats) -> Vec<(String, u64, u64)> {
+    fn walk(n: &[netmon_stats::HierarchyNode], pre: &str, out: &mut Vec<(String, u64, u64)>) {
+        for c in n {
+            let p = format!("{pre}/{}", c.protocol);
+            out.push((p.clone(), c.frames, c.bytes));
+            walk(&c.children, &p, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(&st.hierarchy().tree(), "", &mut out);
+    out.sort();
+    out
+}
+
+/// The counters that do not depend on the order in which detectors saw the flows.
+fn order_free(st: &netmon_stats::Stats) -> netmon_stats::Counters {
+    let mut c = st.counters();
+    c.alerts_raised = 0;
+    c.detector_drops = Default::default();
+    c
+}
+
+fn raised(v: &[AlertEvent]) -> Vec<String> {
+    let mut k: Vec<String> = v
+        .iter()
+        .filter(|e| !e.is_closed())
+        .map(|e| format!("{:?} {}", e.alert().kind, e.alert().source))
+        .collect();
+    k.sort();
+    k
+}
+
+fn check_stats_equivalence(path: &std::path::Path) -> usize {
+    let base = stats_single(path);
+    let name = path.display();
+    let json = |v: &dyn erased::Ser| v.json();
+    for (n, batch, per) in [(1, 7, 3), (1, 256, 16), (2, 7, 3), (3, 5, 2), (2, 256, 16)] {
+        let sc = ShardConfig {
+            shards: n,
+            batch_packets: batch,
+            batches_per_shard: per,
+            backpressure: Backpressure::Block,
+            active_every: None,
+        };
+        let got = stats_sharded(path, &sc);
+        let what = format!("{name}: {n} shards, batches of {batch}");
+        // Windows, series, totals, hierarchy and talkers are the same with any shard count.
+        assert_eq!(got.series.len(), base.series.len(), "{what}");
+        for (a, b) in got.series.iter().zip(&base.series) {
+            assert_eq!(a, b, "{what}");
+        }
+        assert_eq!(order_free(&got.stats), order_free(&base.stats), "{what}");
+        assert_eq!(
+            hierarchy_paths(&got.stats),
+            hierarchy_paths(&base.stats),
+            "{what}"
+        );
+        assert_eq!(
+            json(&got.stats.talkers().top(50)),
+            json(&base.stats.talkers().top(50)),
+            "{what}"
+        );
+        assert_eq!(
+            json(&got.stats.snapshot()),
+            json(&base.stats.snapshot()),
+            "{what}"
+        );
+        assert_eq!(raised(&got.alerts), raised(&base.alerts), "{what}");
+        if n == 1 {
+            // One shard: everything, in the same order, alert ids and evidence included.
+            assert_eq!(json(&got.alerts), json(&base.alerts), "{what}");
+            assert_eq!(
+                json(&got.stats.report(50)),
+                json(&base.stats.report(50)),
+                "{what}"
+            );
+            assert_eq!(got.stats.counters(), base.stats.counters(), "{what}");
+        }
+    }
+    base.series.len()
+}
+
+/// `serde_json` through a trait object, for the comparisons above.
+mod erased {
+    pub(crate) trait Ser {
+        fn json(&self) -> String;
+    }
+    impl<T: serde::Serialize> Ser for T {
+        fn json(&self) -> String {
+            serde_json::to_string(self).unwrap()
+        }
+    }
+}
+
+#[test]
+fn shards_give_the_statistics_of_one_engine_on_the_corpus() {
+    let Some(corpus) = netmon_testkit::corpus(env!("CARGO_MANIFEST_DIR")) else {
+        return;
+    };
+    let mut points = 0;
+    for path in corpus.captures() {
+        points += check_stats_equivalence(&path);
+    }
+    assert!(points > 1000, "{points} series points");
+}
+
+/// A capture built to stress the aggregator: two named interfaces, a few hundred seconds with
+/// idle gaps longer than the windows, packets out of time order, many short flows (idle
+/// timeouts), a horizontal scan whose probes spread over the shards, a vertical scan and an
+/// ARP sweep.
+fn generated_capture(path: &std::path::Path) {
+    use etherparse::PacketBuilder;
+    use netmon_types::Timestamp;
+    let mut w = netmon_capture::PcapNgWriter::create(path).unwrap();
+    let eth = netmon_capture::LinkType::ETHERNET;
+    let if0 = w.add_interface("eth0", eth, 0).unwrap();
+    let if1 = w.add_interface("wan\u{1}1", eth, 0).unwrap();
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let t0 = 1_700_000_000i64;
+    let mut t_ns = 0i64;
+    let mut frames = Vec::new();
+    for i in 0..30_000u32 {
+        let r = next();
+        // Mostly small steps, now and then a gap of 70 s (past the longest window).
+        t_ns += if i % 9_000 == 8_999 {
+            70_000_000_000
+        } else {
+            (r % 40_000_000) as i64
+        };
+        // One packet in 50 is 0.3..1.3 s older than the clock (late).
+        let ts = if r % 50 == 7 {
+            t_ns - 300_000_000 - (r % 1_000_000_000) as i64
+        } else {
+            t_ns
+        };
+        let iface = if r % 7 == 0 { if1 } else { if0 };
+        let client = [10, 0, (r >> 8) as u8 % 4, (r >> 16) as u8 % 50 + 1];
+        let server = [192, 0, 2, (r >> 24) as u8 % 8 + 1];
+        let sport = 30_000 + (r >> 32) as u16 % 200;
+        let mut f = Vec::new();
+        match (r >> 40) % 10 {
+            0..=3 => {
+                let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+                    .ipv4(client, server, 64);
+                let (c, s) = if r & 1 == 0 {
+                    (client, server)
+                } else {
+                    (server, client)
+                };
+                let _ = (c, s);
+                b.tcp(sport, 443, (r >> 20) as u32, 1000)
+                    .ack(1)
+                    .write(&mut f, &[0x17, 3, 3, 0, 4, 1, 2, 3, 4])
+                    .unwrap();
+            }
+            4..=6 => {
+                PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+                    .ipv4(client, server, 64)
+                    .udp(sport, 53 + (r % 3) as u16 * 1000)
+                    .write(&mut f, &[0u8; 20])
+                    .unwrap();
+            }
+            7 => {
+                // Horizontal scan: one source, SYNs to port 22 of many hosts, refused.
+                let victim = [198, 51, 100, (i % 250) as u8 + 1];
+                PacketBuilder::ethernet2([2, 0, 0, 0, 0, 9], [2, 0, 0, 0, 0, 2])
+                    .ipv4([203, 0, 113, 9], victim, 64)
+                    .tcp(40_000 + (i % 1000) as u16, 22, 7, 1000)
+                    .syn()
+                    .write(&mut f, &[])
+                    .unwrap();
+                let mut rst = Vec::new();
+                PacketBuilder::ethernet2([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 9])
+                    .ipv4(victim, [203, 0, 113, 9], 64)
+                    .tcp(22, 40_000 + (i % 1000) as u16, 0, 0)
+                    .rst()
+                    .ack(8)
+                    .write(&mut rst, &[])
+                    .unwrap();
+                frames.push((ts, iface, f.clone()));
+                f = rst;
+            }
+            8 => {
+                // Vertical scan: one source, many ports of one host.
+                PacketBuilder::ethernet2([2, 0, 0, 0, 0, 8], [2, 0, 0, 0, 0, 2])
+                    .ipv4([203, 0, 113, 8], [192, 0, 2, 200], 64)
+                    .tcp(50_000, 1 + (i % 2000) as u16, 7, 1000)
+                    .syn()
+                    .write(&mut f, &[])
+                    .unwrap();
+            }
+            _ => {
+                // ARP requests sweeping a /24.
+                f.extend_from_slice(&[0xff; 6]);
+                f.extend_from_slice(&[2, 0, 0, 0, 0, 7, 0x08, 0x06]);
+                f.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+                f.extend_from_slice(&[2, 0, 0, 0, 0, 7, 10, 9, 9, 9]);
+                f.extend_from_slice(&[0, 0, 0, 0, 0, 0, 10, 9, 8, (i % 250) as u8 + 1]);
+            }
+        }
+        frames.push((ts, iface, f));
+    }
+    for (ts, iface, f) in frames {
+        let ts = Timestamp::from_secs_nanos(
+            t0 + ts.div_euclid(1_000_000_000),
+            ts.rem_euclid(1_000_000_000) as u32,
+        );
+        w.write_packet(ts, iface, &f, f.len() as u32).unwrap();
+    }
+    w.flush().unwrap();
+}
+
+#[test]
+fn shards_give_the_statistics_of_one_engine_on_a_generated_capture() {
+    let dir = std::env::temp_dir().join(format!("netmon-sharded-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("stress.pcapng");
+    generated_capture(&path);
+    let points = check_stats_equivalence(&path);
+    let base = stats_single(&path);
+    // The capture does what it was built for.
+    let c = base.stats.counters();
+    assert!(c.late_packets > 100 && c.clock_jumps >= 2, "{c:?}");
+    let kinds: Vec<String> = raised(&base.alerts);
+    for k in ["HorizontalScan", "VerticalScan", "ArpSweep"] {
+        assert!(
+            kinds.iter().any(|a| a.starts_with(k)),
+            "{k} not in {kinds:?}"
+        );
+    }
+    assert!(points > 1000, "{points}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

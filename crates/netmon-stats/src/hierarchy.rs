@@ -64,9 +64,18 @@ impl Hierarchy {
     /// Counts one frame of `bytes` wire bytes with the given stack (outermost first).
     /// Allocates only when a path is seen for the first time.
     pub fn add(&mut self, layers: &[&'static str], bytes: u64) {
+        self.add_frames(layers, 1, bytes);
+    }
+
+    /// Counts `frames` frames of `bytes` wire bytes in all with the given stack: the same as
+    /// `frames` calls of [`Hierarchy::add`] whose bytes add up to `bytes`.
+    pub fn add_frames(&mut self, layers: &[&'static str], frames: u64, bytes: u64) {
+        if frames == 0 {
+            return;
+        }
         let mut cur = 0usize;
         if let Some(root) = self.nodes.get_mut(0) {
-            root.frames += 1;
+            root.frames += frames;
             root.bytes = root.bytes.saturating_add(bytes);
         }
         for &name in layers {
@@ -82,11 +91,11 @@ impl Hierarchy {
                 Some(c) => c as usize,
                 None => {
                     if self.nodes.len() > self.max_nodes {
-                        self.overflow_frames += 1;
+                        self.overflow_frames += frames;
                         return;
                     }
                     let Ok(id) = u32::try_from(self.nodes.len()) else {
-                        self.overflow_frames += 1;
+                        self.overflow_frames += frames;
                         return;
                     };
                     self.nodes.push(Node {
@@ -102,7 +111,7 @@ impl Hierarchy {
                 }
             };
             if let Some(n) = self.nodes.get_mut(next) {
-                n.frames += 1;
+                n.frames += frames;
                 n.bytes = n.bytes.saturating_add(bytes);
             }
             cur = next;

@@ -78,6 +78,7 @@ pub mod hierarchy;
 pub mod obs;
 pub mod snapshot;
 pub mod talkers;
+pub mod tally;
 pub mod window;
 
 use std::sync::Arc;
@@ -99,6 +100,7 @@ pub use snapshot::{
     Counters, IfaceSnapshot, ProtoSnapshot, SeriesConfig, SeriesPoint, Snapshot, SnapshotCell,
 };
 pub use talkers::{HostPair, RankBy, Ranked, ServicePort, SpaceSaving, TalkersReport, TopTalkers};
+pub use tally::PacketTally;
 pub use window::{Counts, Metric, ProtoKey, WindowValues};
 
 use detect::{Emitter, NS, arp::ArpSweep, flood::Flood, rule::RuleState, scan};
@@ -222,6 +224,8 @@ pub struct Stats {
     series: Option<Series>,
     counters: Counters,
     finished: bool,
+    /// The packets of the open second, counted at its close.
+    pending: PacketTally,
 }
 
 impl Stats {
@@ -299,6 +303,7 @@ impl Stats {
             series,
             counters: Counters::default(),
             finished: false,
+            pending: PacketTally::new(0),
             cfg,
         })
     }
@@ -320,48 +325,72 @@ impl Stats {
 
     /// Counts one packet (and moves the clock to its timestamp). Allocation-free except when
     /// a new interface, protocol key or hierarchy path appears, or a second closes.
+    ///
+    /// The packet joins the open second's [`PacketTally`]; the windows, the hierarchy and the
+    /// keys' totals take it when the second closes (or at [`Stats::finish`]), the
+    /// [`Stats::counters`] at once.
     pub fn on_packet(&mut self, p: &PacketObs<'_>) {
         self.advance(p.ts);
-        let sec = p.ts.secs();
-        if sec < self.cur {
-            self.counters.late_packets += 1;
+        if self.pending.sec() != self.cur {
+            self.flush_pending();
+            self.pending.reset(self.cur);
         }
-        let sec = self.cur;
-        self.last_activity = sec;
-        self.counters.packets += 1;
-        self.counters.bytes = self.counters.bytes.saturating_add(u64::from(p.wire_len));
-        let mut keys = [ProtoKey::All; 4];
-        let mut n = 1;
-        let mut push = |k| {
-            if let Some(s) = keys.get_mut(n) {
-                *s = k;
-                n += 1;
-            }
-        };
-        push(ProtoKey::L3(p.l3));
-        if let Some(ip) = &p.ip {
-            push(ProtoKey::L4(ip.proto));
+        self.last_activity = self.cur;
+        if p.iface_name.is_some() {
+            self.rings.note_iface(p.iface, p.iface_name);
         }
-        if let Some(a) = p.app {
-            push(ProtoKey::App(a));
-        }
-        let c = Counts {
-            packets: 1,
-            bytes: u64::from(p.wire_len),
-            new_flows: 0,
-        };
-        self.rings
-            .count(sec, p.iface, p.iface_name, keys.get(..n).unwrap_or(&[]), c);
-        let mut layers = p.layers;
-        if let Some(a) = p.app {
-            if layers.as_slice().last() != Some(&a) {
-                layers.push(a);
-            }
-        }
-        self.hierarchy.add(layers.as_slice(), u64::from(p.wire_len));
+        self.pending.add(p);
         if let Some(a) = &p.arp {
             self.arp.observe(a, p.ts.0, &mut self.em);
         }
+    }
+
+    /// An ARP packet, for the ARP sweep detector (the clock moves to `ts` first): what
+    /// [`Stats::on_packet`] does with [`PacketObs::arp`], for callers that count packets
+    /// through a [`PacketTally`] and [`Stats::merge_tally`].
+    pub fn on_arp(&mut self, a: &ArpObs, ts: Timestamp) {
+        self.advance(ts);
+        self.arp.observe(a, ts.0, &mut self.em);
+    }
+
+    /// Counts the packets of a tally filled elsewhere (e.g. by a worker thread), as
+    /// [`Stats::on_packet`] would have counted them one by one — their ARP fields aside
+    /// (see [`Stats::on_arp`]). The clock moves to the tally's latest packet; the packets count
+    /// in the current second (those of a tally for an earlier second count as late).
+    /// `names` are the interface names by index.
+    pub fn merge_tally(&mut self, t: &PacketTally, names: &[Option<String>]) {
+        let Some(ts) = t.max_ts() else {
+            return;
+        };
+        self.advance(ts);
+        let extra_late = if t.sec() < self.cur {
+            t.packets().saturating_sub(t.late())
+        } else {
+            0
+        };
+        self.apply_tally(t, names, extra_late);
+    }
+
+    /// Counts the open second's packets.
+    fn flush_pending(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let sec = self.pending.sec();
+        let t = core::mem::take(&mut self.pending);
+        self.apply_tally(&t, &[], 0);
+        self.pending = t;
+        self.pending.reset(sec);
+    }
+
+    fn apply_tally(&mut self, t: &PacketTally, names: &[Option<String>], extra_late: u64) {
+        let sec = self.cur;
+        self.last_activity = sec;
+        let c = &mut self.counters;
+        c.packets += t.packets();
+        c.bytes = c.bytes.saturating_add(t.bytes());
+        c.late_packets += t.late() + extra_late;
+        count_shapes(&mut self.rings, Some(&mut self.hierarchy), t, sec, names);
     }
 
     fn flow_keys(f: &FlowObs) -> [ProtoKey; 3] {
@@ -513,6 +542,8 @@ impl Stats {
         if sec <= self.cur {
             return;
         }
+        // The closing second's packets first.
+        self.flush_pending();
         let ring = i64::try_from(self.rings.ring_len()).unwrap_or(i64::MAX);
         while self.cur < sec {
             if self.cur.saturating_sub(self.last_activity) >= ring {
@@ -619,8 +650,11 @@ impl Stats {
     }
 
     fn build_snapshot(&self, sec: i64) -> Snapshot {
-        let mut ifaces: Vec<IfaceSnapshot> = self
-            .rings
+        self.build_snapshot_of(&self.rings, sec)
+    }
+
+    fn build_snapshot_of(&self, rings: &Rings, sec: i64) -> Snapshot {
+        let mut ifaces: Vec<IfaceSnapshot> = rings
             .ifaces
             .iter()
             .map(|f| {
@@ -667,9 +701,16 @@ impl Stats {
         self.cell.get_or_insert_with(SnapshotCell::new).clone()
     }
 
-    /// A snapshot of the windows ending at the last closed second, built now.
+    /// A snapshot of the windows ending at the last closed second, built now (its totals
+    /// include the open second).
     pub fn snapshot(&self) -> Snapshot {
-        self.build_snapshot(self.cur.saturating_sub(1))
+        let sec = self.cur.saturating_sub(1);
+        if self.pending.is_empty() {
+            return self.build_snapshot(sec);
+        }
+        let mut rings = self.rings.clone();
+        count_shapes(&mut rings, None, &self.pending, self.pending.sec(), &[]);
+        self.build_snapshot_of(&rings, sec)
     }
 
     /// Ends the capture: closes the current second (emitting the last, possibly partial,
@@ -681,6 +722,7 @@ impl Stats {
             return;
         }
         self.finished = true;
+        self.flush_pending();
         self.close_second(self.cur, true);
         if let Some(c) = &self.cell {
             let snap = Arc::new(self.build_snapshot(self.cur));
@@ -732,9 +774,16 @@ impl Stats {
         v
     }
 
-    /// The protocol hierarchy.
-    pub fn hierarchy(&self) -> &Hierarchy {
-        &self.hierarchy
+    /// The protocol hierarchy (including the open second's packets).
+    pub fn hierarchy(&self) -> std::borrow::Cow<'_, Hierarchy> {
+        if self.pending.is_empty() {
+            return std::borrow::Cow::Borrowed(&self.hierarchy);
+        }
+        let mut h = self.hierarchy.clone();
+        for (shape, n) in self.pending.iter() {
+            h.add_frames(shape.layers.as_slice(), n.packets, n.bytes);
+        }
+        std::borrow::Cow::Owned(h)
     }
 
     /// The top-talker rankings.
@@ -745,6 +794,10 @@ impl Stats {
     /// Totals and drop counters.
     pub fn counters(&self) -> Counters {
         let mut c = self.counters;
+        // The open second's packets are counted in the totals already.
+        c.packets += self.pending.packets();
+        c.bytes = c.bytes.saturating_add(self.pending.bytes());
+        c.late_packets += self.pending.late();
         c.key_overflows = self.rings.key_overflows;
         c.iface_overflows = self.rings.iface_overflows;
         c.hierarchy_overflow_frames = self.hierarchy.overflow_frames();
@@ -783,9 +836,47 @@ impl Stats {
     pub fn report(&self, n: usize) -> Report {
         Report {
             snapshot: self.snapshot(),
-            hierarchy: self.hierarchy.tree(),
+            hierarchy: self.hierarchy().tree(),
             talkers: self.talkers.top(n),
             active_alerts: self.active_alerts(),
+        }
+    }
+}
+
+/// Adds a tally's shapes to the windows' second `sec` (and to the hierarchy, if given).
+fn count_shapes(
+    rings: &mut Rings,
+    mut hierarchy: Option<&mut Hierarchy>,
+    t: &PacketTally,
+    sec: i64,
+    names: &[Option<String>],
+) {
+    for (shape, n) in t.iter() {
+        let mut keys = [ProtoKey::All; 4];
+        let mut k = 1;
+        if !shape.overflow {
+            let mut push = |key| {
+                if let Some(s) = keys.get_mut(k) {
+                    *s = key;
+                    k += 1;
+                }
+            };
+            push(ProtoKey::L3(shape.l3));
+            if let Some(proto) = shape.proto {
+                push(ProtoKey::L4(proto));
+            }
+            if let Some(a) = shape.app {
+                push(ProtoKey::App(a));
+            }
+        }
+        let name = if shape.overflow {
+            Some("overflow")
+        } else {
+            names.get(shape.iface as usize).and_then(|n| n.as_deref())
+        };
+        rings.count(sec, shape.iface, name, keys.get(..k).unwrap_or(&[]), *n);
+        if let Some(h) = hierarchy.as_deref_mut() {
+            h.add_frames(shape.layers.as_slice(), n.packets, n.bytes);
         }
     }
 }

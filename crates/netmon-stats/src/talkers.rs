@@ -17,12 +17,20 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 /// A weighted Space-Saving summary over keys `K`.
+///
+/// The counters live in stable slots; the min-heap orders slot numbers, and each slot knows
+/// its heap position, so moving a counter in the heap never hashes a key (one hash lookup per
+/// [`SpaceSaving::add`]).
 #[derive(Clone, Debug)]
 pub struct SpaceSaving<K> {
     capacity: usize,
-    /// Min-heap by count.
-    heap: Vec<Counter<K>>,
-    pos: foldhash::HashMap<K, usize>,
+    /// Counters, by slot (never moved).
+    slots: Vec<Counter<K>>,
+    /// Min-heap by count, of slot numbers.
+    heap: Vec<u32>,
+    /// Heap position of each slot.
+    at: Vec<u32>,
+    pos: foldhash::HashMap<K, u32>,
     total: u64,
 }
 
@@ -45,11 +53,13 @@ pub struct Ranked<K> {
 }
 
 impl<K: Hash + Eq + Clone + Ord> SpaceSaving<K> {
-    /// A summary with `capacity` counters (at least 1).
+    /// A summary with `capacity` counters (at least 1, at most 2^32).
     pub fn new(capacity: usize) -> Self {
         SpaceSaving {
-            capacity: capacity.max(1),
+            capacity: capacity.clamp(1, u32::MAX as usize),
+            slots: Vec::new(),
             heap: Vec::new(),
+            at: Vec::new(),
             pos: HashMap::default(),
             total: 0,
         }
@@ -61,33 +71,41 @@ impl<K: Hash + Eq + Clone + Ord> SpaceSaving<K> {
             return;
         }
         self.total = self.total.saturating_add(weight);
-        if let Some(&i) = self.pos.get(key) {
-            if let Some(c) = self.heap.get_mut(i) {
+        if let Some(&slot) = self.pos.get(key) {
+            if let Some(c) = self.slots.get_mut(slot as usize) {
                 c.count = c.count.saturating_add(weight);
             }
-            self.sift_down(i);
+            if let Some(&i) = self.at.get(slot as usize) {
+                self.sift_down(i as usize);
+            }
             return;
         }
-        if self.heap.len() < self.capacity {
-            self.heap.push(Counter {
+        if self.slots.len() < self.capacity {
+            let slot = self.slots.len() as u32;
+            self.slots.push(Counter {
                 key: key.clone(),
                 count: weight,
                 error: 0,
             });
-            let i = self.heap.len() - 1;
-            self.pos.insert(key.clone(), i);
+            let i = self.heap.len();
+            self.heap.push(slot);
+            self.at.push(i as u32);
+            self.pos.insert(key.clone(), slot);
             self.sift_up(i);
             return;
         }
         // Replace the minimum.
-        let Some(min) = self.heap.first_mut() else {
+        let Some(&slot) = self.heap.first() else {
+            return;
+        };
+        let Some(min) = self.slots.get_mut(slot as usize) else {
             return;
         };
         let old = core::mem::replace(&mut min.key, key.clone());
         min.error = min.count;
         min.count = min.count.saturating_add(weight);
         self.pos.remove(&old);
-        self.pos.insert(key.clone(), 0);
+        self.pos.insert(key.clone(), slot);
         self.sift_down(0);
     }
 
@@ -98,23 +116,31 @@ impl<K: Hash + Eq + Clone + Ord> SpaceSaving<K> {
 
     /// Distinct keys held.
     pub fn len(&self) -> usize {
-        self.heap.len()
+        self.slots.len()
     }
 
     /// Whether nothing was added.
     pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
+        self.slots.is_empty()
     }
 
     /// Whether counts are exact (the capacity was never exceeded).
     pub fn is_exact(&self) -> bool {
-        self.heap.iter().all(|c| c.error == 0)
+        self.slots.iter().all(|c| c.error == 0)
     }
 
     /// The `n` largest counts, largest first; ties by key, so the order is deterministic.
     pub fn top(&self, n: usize) -> Vec<Ranked<K>> {
-        let mut v: Vec<&Counter<K>> = self.heap.iter().collect();
-        v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
+        let order = |a: &&Counter<K>, b: &&Counter<K>| {
+            b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key))
+        };
+        let mut v: Vec<&Counter<K>> = self.slots.iter().collect();
+        if n < v.len() {
+            // Only the first `n` need sorting (a report takes the top 10-100 of 65 536).
+            v.select_nth_unstable_by(n, order);
+            v.truncate(n);
+        }
+        v.sort_by(order);
         v.into_iter()
             .take(n)
             .map(|c| Ranked {
@@ -126,7 +152,10 @@ impl<K: Hash + Eq + Clone + Ord> SpaceSaving<K> {
     }
 
     fn count_at(&self, i: usize) -> u64 {
-        self.heap.get(i).map_or(u64::MAX, |c| c.count)
+        self.heap
+            .get(i)
+            .and_then(|&s| self.slots.get(s as usize))
+            .map_or(u64::MAX, |c| c.count)
     }
 
     fn swap(&mut self, a: usize, b: usize) {
@@ -135,9 +164,9 @@ impl<K: Hash + Eq + Clone + Ord> SpaceSaving<K> {
         }
         self.heap.swap(a, b);
         for i in [a, b] {
-            if let Some(c) = self.heap.get(i) {
-                if let Some(p) = self.pos.get_mut(&c.key) {
-                    *p = i;
+            if let Some(&s) = self.heap.get(i) {
+                if let Some(p) = self.at.get_mut(s as usize) {
+                    *p = i as u32;
                 }
             }
         }
@@ -391,6 +420,36 @@ mod tests {
         }
         assert!(!s.is_exact());
         assert_eq!(s.len(), 64);
+    }
+
+    #[test]
+    fn top_is_the_sorted_prefix() {
+        let mut s = SpaceSaving::new(50);
+        let mut x = 7u64;
+        for _ in 0..5_000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            s.add(&((x >> 33) % 120), (x >> 50) % 9);
+        }
+        let all = s.top(usize::MAX);
+        assert_eq!(all.len(), 50);
+        assert!(
+            all.windows(2)
+                .all(|w| (w[1].count, &w[0].key) <= (w[0].count, &w[1].key))
+        );
+        for n in [0, 1, 5, 49, 50, 51] {
+            assert_eq!(s.top(n), all[..n.min(50)].to_vec(), "{n}");
+        }
+        // The heap still finds the minimum after all those moves: a new key takes its count.
+        let min = all.last().unwrap().count;
+        s.add(&1_000, 1);
+        let r = s
+            .top(usize::MAX)
+            .into_iter()
+            .find(|r| r.key == 1_000)
+            .unwrap();
+        assert_eq!((r.count, r.error), (min + 1, min));
     }
 
     #[test]

@@ -70,7 +70,7 @@ pub struct Counts {
 }
 
 impl Counts {
-    fn add(&mut self, o: &Counts) {
+    pub(crate) fn add(&mut self, o: &Counts) {
         self.packets = self.packets.saturating_add(o.packets);
         self.bytes = self.bytes.saturating_add(o.bytes);
         self.new_flows = self.new_flows.saturating_add(o.new_flows);
@@ -154,7 +154,7 @@ impl WindowValues {
 }
 
 /// One protocol key's ring of per-second buckets.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct KeyRing {
     pub(crate) key: ProtoKey,
     ring: Vec<Counts>,
@@ -203,7 +203,7 @@ impl KeyRing {
 }
 
 /// One interface's keys.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct IfaceRings {
     pub(crate) index: u32,
     pub(crate) name: Option<String>,
@@ -215,7 +215,7 @@ pub(crate) struct IfaceRings {
 pub(crate) const OVERFLOW_IFACE: u32 = u32::MAX;
 
 /// All interfaces' rings and the clock that closes their buckets.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Rings {
     ring_len: usize,
     max_ifaces: usize,
@@ -302,6 +302,11 @@ impl Rings {
             }
         };
         f.keys.get_mut(pos)
+    }
+
+    /// Makes sure interface `index` has a row, named `name` unless it has a name already.
+    pub(crate) fn note_iface(&mut self, index: u32, name: Option<&str>) {
+        self.iface(index, name);
     }
 
     /// Adds `c` to the bucket of `sec` for each key.
