@@ -15,7 +15,7 @@
   const FADE_MS = 4000; // an endpoint gone from the reports fades over this
   const FLASH_MS = 1200;
   const QUEUE_MAX = 4000; // unprocessed events kept; beyond, the oldest ended flows are skipped
-  const ROWS_MAX = 250;
+  const ROWS_MAX = 120;
   const APP_COLOURS = {
     tls: '#4ea1ff', http: '#ffb84e', dns: '#7ee787', quic: '#c792ea', ssh: '#ff7b72',
     stun: '#f2cc60', dtls: '#e3b341', ntp: '#56d4dd', dhcp: '#a5d6ff', smtp: '#db61a2',
@@ -52,8 +52,17 @@
     sweep: 0,
   };
   // Measurements the browser test reads (frame deltas, event handling times, long tasks).
-  const perf = { frames: [], updates: [], endpointUpdates: [], longTasks: 0, longTaskMs: 0, events: 0 };
+  const perf = { frames: [], updates: [], endpointUpdates: [], longTasks: 0, longTaskMs: 0, events: 0,
+    render: { radar: [], chart: [], table: [], side: [] } };
+  function timed(k, f) {
+    const t0 = performance.now(); f();
+    const a = perf.render[k]; a.push(performance.now() - t0); if (a.length > 20000) a.shift();
+  }
   window.__netmonPerf = perf;
+  // Read-only views for tests and the console: blip positions (canvas pixels) and counts.
+  window.__netmonRadar = () => Array.from(st.blips.values()).filter((b) => !b.gone && b.x !== undefined)
+    .map((b) => ({ addr: b.addr, x: b.x, y: b.y, name: b.name || null, app: b.app || null }));
+  window.__netmonState = () => ({ activeFlows: st.activeFlows || 0, blips: st.blips.size, flows: st.flows.size });
   try {
     new PerformanceObserver((l) => {
       for (const e of l.getEntries()) { perf.longTasks++; perf.longTaskMs += e.duration; }
@@ -582,7 +591,8 @@
       cctx.beginPath(); cctx.moveTo(padL, y); cctx.lineTo(w, y); cctx.stroke();
       cctx.fillText(fmtBits((max * g) / 4), 2 * dpr, y + 3 * dpr);
     }
-    const n = SERIES_MAX;
+    // The x axis spans at least a minute, growing to SERIES_MAX seconds.
+    const n = Math.max(60, st.series.length);
     const x0 = padL + pw * (1 - st.series.length / n);
     for (const [, col, v] of lines) {
       cctx.strokeStyle = col; cctx.lineWidth = 1.6 * dpr; cctx.beginPath();
@@ -640,7 +650,7 @@
       row.appendChild(el('span', 'v', fmtBits(v)));
       box.appendChild(row);
     }
-    if (!rows.length) box.appendChild(el('div', 'hint', 'no traffic in this window'));
+    if (!rows.length) box.appendChild(el('div', 'hint', 'no traffic in the last ' + st.win + ' s'));
   }
   function renderSide() {
     const s = st.snapshot;
@@ -791,10 +801,10 @@
     if (lastFrame) { perf.frames.push(now - lastFrame); if (perf.frames.length > 100000) perf.frames.shift(); }
     lastFrame = now;
     drain();
-    drawRadar(now);
-    if (st.dirty.chart) { st.dirty.chart = false; drawChart(); }
-    if (st.dirty.table && now - lastTable > 1000) { st.dirty.table = false; lastTable = now; renderTable(); }
-    if (st.dirty.side && now - lastSide > 1000) { st.dirty.side = false; lastSide = now; renderSide(); }
+    timed('radar', () => drawRadar(now));
+    if (st.dirty.chart) { st.dirty.chart = false; timed('chart', drawChart); }
+    if (st.dirty.table && now - lastTable > 1000) { st.dirty.table = false; lastTable = now; timed('table', renderTable); }
+    if (st.dirty.side && now - lastSide > 1000) { st.dirty.side = false; lastSide = now; timed('side', renderSide); }
     if (st.dirty.alerts) { st.dirty.alerts = false; renderAlerts(); }
     if (now - lastStatus > 1000) { lastStatus = now; renderStatus(); }
     // Interface counters (capture drops) are small: refreshed every 10 s.
