@@ -10,6 +10,7 @@
 #![recursion_limit = "256"]
 
 mod history;
+mod radar;
 mod state;
 
 use std::io::Write;
@@ -107,6 +108,17 @@ pub(crate) fn now() -> netmon_types::Timestamp {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     netmon_types::Timestamp::from_nanos(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// This host's interface addresses (the dashboard's inner ring), where the system says.
+fn own_addresses() -> Vec<core::net::IpAddr> {
+    netmon_capture::ifaces::interfaces()
+        .map(|v| {
+            v.iter()
+                .flat_map(|i| i.addresses.iter().map(|a| a.addr))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn interface_infos(src: &dyn CaptureSource) -> Vec<InterfaceInfo> {
@@ -355,7 +367,8 @@ fn run(args: &Args) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    let mut sink = DaemonSink::new(Arc::clone(&shared), store);
+    let own = if live { own_addresses() } else { Vec::new() };
+    let mut sink = DaemonSink::new(Arc::clone(&shared), store, own);
     sink.enricher = enricher;
     shared.ready.store(true, Ordering::Release);
     info!(shards, "pipeline running");

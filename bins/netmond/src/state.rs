@@ -1,6 +1,7 @@
 //! What the daemon shares between the pipeline (writer) and the API (readers): published
 //! snapshots behind short locks, atomics and the live event bus — never touched per packet.
 
+use core::net::IpAddr;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -17,6 +18,8 @@ use netmon_stats::{
     AlertEvent, HierarchyNode, RankBy, SeriesPoint, SnapshotCell, Stats, TalkersReport, Timestamp,
 };
 use parking_lot::Mutex;
+
+use crate::radar::RadarTracker;
 
 /// Alerts kept for `/api/v1/alerts` (their latest state, newest first).
 const ALERTS_KEPT: usize = 1_000;
@@ -89,17 +92,55 @@ pub(crate) struct DaemonSink {
     pub(crate) enricher: Option<Arc<netmon_engine::enrich::Enricher>>,
     last_report: Option<Instant>,
     last_snapshot_ts: i64,
+    radar: RadarTracker,
+    last_radar: Option<Instant>,
 }
 
 impl DaemonSink {
-    pub(crate) fn new(shared: Arc<Shared>, store: Option<crate::history::StoreSink>) -> Self {
+    /// `own`: this host's addresses (the radar's inner ring; loopback always counts).
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        store: Option<crate::history::StoreSink>,
+        own: Vec<IpAddr>,
+    ) -> Self {
         DaemonSink {
             shared,
             store,
             enricher: None,
             last_report: None,
             last_snapshot_ts: i64::MIN,
+            radar: RadarTracker::new(own),
+            last_radar: None,
         }
+    }
+
+    /// Publishes the `endpoints` event, at most about once a second, when a shard exported
+    /// its flows since the last one and somebody listens.
+    fn publish_radar(&mut self) {
+        if !self.radar.fresh()
+            || !self.shared.bus.has_subscribers()
+            || self
+                .last_radar
+                .is_some_and(|t| t.elapsed() < Duration::from_millis(900))
+        {
+            return;
+        }
+        self.last_radar = Some(Instant::now());
+        let names: Vec<String> = self
+            .shared
+            .interfaces
+            .lock()
+            .iter()
+            .map(|i| i.name.clone())
+            .collect();
+        let active = self.shared.active.lock();
+        let report = self
+            .radar
+            .report(active.iter().map(|(s, v)| (*s, v.as_slice())), &names);
+        drop(active);
+        self.shared
+            .bus
+            .publish(LiveEvent::Endpoints(Arc::new(report)));
     }
 }
 
@@ -112,6 +153,7 @@ impl PipelineSink for DaemonSink {
         if let Some(store) = self.store.as_mut() {
             store.tick(&self.shared);
         }
+        self.publish_radar();
         let Some(st) = stats else { return };
         // Reports at most once a second of wall time: building them walks the hierarchy and
         // the talkers' tables.
@@ -147,6 +189,7 @@ impl PipelineSink for DaemonSink {
         if let Some(e) = &self.enricher {
             records.iter_mut().for_each(|r| e.apply(r));
         }
+        self.radar.update(shard, &records, Instant::now());
         self.shared.active.lock().insert(shard, records);
     }
 

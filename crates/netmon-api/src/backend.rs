@@ -11,6 +11,7 @@ use serde::{Serialize, Serializer};
 use tokio::sync::broadcast;
 
 use crate::metrics::MetricsWriter;
+use crate::radar::EndpointsReport;
 
 /// The daemon's side of the API. Every method returns owned data (a copy or a snapshot), so
 /// the HTTP layer never holds a lock of the engine.
@@ -302,19 +303,25 @@ pub enum LiveEvent {
     Alert(AlertEvent),
     /// A second closed (SSE event `stats`, data: the window snapshot).
     Stats(Arc<Snapshot>),
+    /// About once a second of wall time while flows are exported: the busiest remote
+    /// endpoints with their current rates and flows (SSE event `endpoints`, data: an
+    /// [`EndpointsReport`]).
+    Endpoints(Arc<EndpointsReport>),
 }
 
 impl LiveEvent {
     /// Every event type name, in the order of [`LiveEvent::kind`]'s bit.
-    pub const KINDS: [&'static str; 4] = ["flow_started", "flow_ended", "alert", "stats"];
+    pub const KINDS: [&'static str; 5] =
+        ["flow_started", "flow_ended", "alert", "stats", "endpoints"];
 
-    /// The SSE event type: `flow_started`, `flow_ended`, `alert` or `stats`.
+    /// The SSE event type: `flow_started`, `flow_ended`, `alert`, `stats` or `endpoints`.
     pub fn kind(&self) -> &'static str {
         match self {
             LiveEvent::FlowStarted(_) => "flow_started",
             LiveEvent::FlowEnded(_) => "flow_ended",
             LiveEvent::Alert(_) => "alert",
             LiveEvent::Stats(_) => "stats",
+            LiveEvent::Endpoints(_) => "endpoints",
         }
     }
 
@@ -324,6 +331,7 @@ impl LiveEvent {
             LiveEvent::FlowStarted(r) | LiveEvent::FlowEnded(r) => serde_json::to_string(r),
             LiveEvent::Alert(a) => serde_json::to_string(a),
             LiveEvent::Stats(s) => serde_json::to_string(&**s),
+            LiveEvent::Endpoints(e) => serde_json::to_string(&**e),
         }
     }
 }

@@ -11,8 +11,9 @@
 //! | `GET /api/v1/stats` | window metrics per interface and protocol, protocol hierarchy |
 //! | `GET /api/v1/top` | top talkers: `n`, `by` (`bytes` or `packets`) |
 //! | `GET /api/v1/alerts` | alerts: `since`, `limit` |
-//! | `GET /api/v1/events` | live events (Server-Sent Events): `flow_started`, `flow_ended`, `alert`, `stats` |
+//! | `GET /api/v1/events` | live events (Server-Sent Events): `flow_started`, `flow_ended`, `alert`, `stats`, `endpoints` |
 //! | `GET /api/v1/openapi.json` | the OpenAPI 3.1 document of all of these |
+//! | `GET /`, `/assets/*` | the live dashboard ([`dashboard`]), no token needed: it holds no data |
 //!
 //! The daemon provides the data by implementing [`ApiBackend`]: owned snapshots, so the HTTP
 //! side never holds the engine's locks, and a broadcast [`EventBus`] for the live events that
@@ -81,9 +82,11 @@
 
 mod auth;
 pub mod backend;
+pub mod dashboard;
 mod error;
 pub mod metrics;
 mod query;
+pub mod radar;
 mod server;
 pub mod time;
 

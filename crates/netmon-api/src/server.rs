@@ -24,6 +24,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, watch};
 
 use crate::auth::{Token, valid_token};
 use crate::backend::{ApiBackend, LiveEvent};
+use crate::dashboard;
 use crate::error::{ApiError, HttpError};
 use crate::metrics::{self, MetricsWriter};
 use crate::query;
@@ -231,6 +232,9 @@ fn app(state: AppState) -> Router {
     for (path, handler) in routes() {
         r = r.route(path, handler);
     }
+    for path in dashboard::paths() {
+        r = r.route(path, get(move || async move { dashboard::serve(path) }));
+    }
     r.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), auth))
@@ -264,7 +268,9 @@ async fn catch_panic(State(st): State<AppState>, req: Request, next: Next) -> Re
 
 async fn auth(State(st): State<AppState>, req: Request, next: Next) -> Response {
     if let Some(token) = &st.token {
-        if req.uri().path() != "/healthz" {
+        // The dashboard's files hold no data: the page loads, then asks for the token.
+        let path = req.uri().path();
+        if path != "/healthz" && !dashboard::is_asset(path) {
             let ok = req
                 .headers()
                 .get(header::AUTHORIZATION)
