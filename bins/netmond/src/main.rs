@@ -180,6 +180,7 @@ fn watch_signals(
 
 /// SIGHUP: applies what can change while running (`log.level`, `storage.retention`) and
 /// names the sections whose changes wait for a restart.
+#[cfg(unix)]
 fn reload_config(old: &Config, new: &Config, reload: &ReloadHandle, shared: &Shared) {
     match EnvFilter::try_new(&new.log.level) {
         Ok(f) => {
@@ -293,7 +294,13 @@ fn run(args: &Args) -> anyhow::Result<()> {
         *shared.retention.lock() = retention_policy(&cfg);
         let retention =
             Some(netmon_store::SqliteStore::open(path).map_err(|e| anyhow!("storage.path: {e}"))?);
-        let writer = netmon_store::StoreWriter::spawn(Box::new(db), &Default::default())
+        // 8 queued batches of 1 024 rows (about 1 KiB each): a replay waits for the writer
+        // anyway and a live capture drops what does not fit; the default 64 held ~64 MB.
+        let wcfg = netmon_store::WriterConfig {
+            queue_batches: 8,
+            ..Default::default()
+        };
+        let writer = netmon_store::StoreWriter::spawn(Box::new(db), &wcfg)
             .map_err(|e| anyhow!("storage: {e}"))?;
         info!(path = %path.display(), run_id, "store open");
         Some((history::StoreSink::new(writer, run_id, live), retention))

@@ -1,9 +1,10 @@
 //! Enrichment of flow records (netmon-enrich): address scope, GeoIP/ASN, tracker lists.
 //!
 //! An [`Enricher`] is built once (databases and lists loaded off the packet path) and shared
-//! read-only by every shard ([`EngineConfig::enrich`](crate::EngineConfig::enrich)). It runs
-//! when a record is made — a flow's end, or a live view's export — so it costs nothing per
-//! packet: per record, a few table lookups.
+//! read-only (`Arc`) by the sinks that make records. It runs when a record is made — a flow's
+//! end, or a live view's export — so it costs nothing per packet: per record, a few table
+//! lookups. [`ProcessTracker`] is the exception: it looks a flow's socket up at the flow's
+//! first packet, the only moment a short-lived process can be caught.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -184,8 +185,9 @@ impl Enricher {
 /// Attributes flows to local processes at their first packet (the only moment a short-lived
 /// process can be caught) and keeps the answer until the flow's record is made.
 ///
-/// Feed it the engine's flow-start observations ([`EngineConfig::observe`]
-/// (crate::EngineConfig::observe) and [`EngineSink::flow_observed`](crate::EngineSink::flow_observed)),
+/// Feed it the engine's flow-start observations
+/// ([`EngineConfig::observe`](crate::EngineConfig::observe) and
+/// [`EngineSink::flow_observed`](crate::EngineSink::flow_observed)),
 /// then [`take`](Self::take) the answer when the record is built. Memory: one entry per
 /// active TCP/UDP flow. It must run on a thread inside the network namespace being captured.
 pub struct ProcessTracker {

@@ -8,7 +8,7 @@
 //! has a few dozen shapes however many packets it holds, so merging a tally costs a few dozen
 //! updates instead of one per packet.
 //!
-//! [`Stats`](crate::Stats) keeps one for its open second ([`Stats::on_packet`] adds to it, the
+//! [`Stats`](crate::Stats) keeps one for its open second ([`Stats::on_packet`](crate::Stats::on_packet) adds to it, the
 //! second's close merges it), and a sharded engine fills one per worker and per batch, off the
 //! aggregator's thread, and hands it over with [`Stats::merge_tally`](crate::Stats::merge_tally).
 //! Shapes are merged in the order they were first seen, so the hierarchy's children keep

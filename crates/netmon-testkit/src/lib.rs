@@ -30,8 +30,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-#[cfg(target_os = "linux")]
 pub mod mmdb;
+#[cfg(target_os = "linux")]
 pub mod netns;
 pub mod oracle;
 pub mod tls;
