@@ -340,7 +340,14 @@ fn run(args: &Args) -> anyhow::Result<()> {
         None
     };
 
-    match privilege::drop_privileges(cfg.privileges.user.as_deref()) {
+    let processes = live && cfg.enrich.processes;
+    let dropped = if processes {
+        // Reading other processes' /proc/PID/fd needs these two, and nothing else is kept.
+        privilege::drop_privileges_keeping_process_inspection()
+    } else {
+        privilege::drop_privileges(cfg.privileges.user.as_deref())
+    };
+    match dropped {
         Ok(d) => info!("{d}"),
         Err(privilege::PrivilegeError::Unsupported) if cfg.privileges.user.is_none() => {}
         Err(e) => return Err(anyhow!("privileges.user: {e}")),
@@ -364,6 +371,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
             Backpressure::Block
         },
         active_every: cfg.api.enabled.then_some(std::time::Duration::from_secs(1)),
+        processes,
         ..ShardConfig::default()
     };
     let (retention_stop, retention_rx) = std::sync::mpsc::channel::<()>();

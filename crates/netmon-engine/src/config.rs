@@ -348,6 +348,10 @@ pub struct Enrich {
     pub asn: Option<PathBuf>,
     /// Tracker lists. Default none.
     pub trackers: Vec<TrackerList>,
+    /// Live capture: attribute each flow to the local process owning its socket, at the
+    /// flow's first packet (Linux; keeps CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH after the
+    /// privilege drop; not with `privileges.user`). Default false.
+    pub processes: bool,
 }
 
 impl Default for Enrich {
@@ -357,6 +361,7 @@ impl Default for Enrich {
             geoip: None,
             asn: None,
             trackers: Vec::new(),
+            processes: false,
         }
     }
 }
@@ -915,6 +920,12 @@ impl Config {
             return fail(
                 &[Key("storage"), Key("retention"), Key("max_size_mib")],
                 "must be at least 1 (or off)".into(),
+            );
+        }
+        if self.enrich.processes && self.privileges.user.is_some() {
+            return fail(
+                &[Key("enrich"), Key("processes")],
+                "needs to read other processes' /proc entries: leave out privileges.user".into(),
             );
         }
         if self.storage.retention.interval.is_zero() {

@@ -74,6 +74,10 @@ pub struct ShardConfig {
     /// its busiest active flows (at most [`ACTIVE_EXPORT_MAX`] by bytes) to
     /// [`PipelineSink::active_flows`] — the "active flows" of a live view. `None`: never.
     pub active_every: Option<std::time::Duration>,
+    /// Attribute each TCP/UDP flow to the local process owning its socket, looked up at the
+    /// flow's first packet by the shard that owns it
+    /// ([`ProcessTracker`](crate::enrich::ProcessTracker); live capture on this host only).
+    pub processes: bool,
 }
 
 /// Most active flows one shard exports at a time (its busiest by bytes).
@@ -87,6 +91,7 @@ impl Default for ShardConfig {
             batches_per_shard: 16,
             backpressure: Backpressure::Block,
             active_every: None,
+            processes: false,
         }
     }
 }
@@ -239,20 +244,37 @@ struct ShardSink {
     cur: Events,
     /// The shard's clock: latest timestamp of its packets, ticks and batch clocks.
     now: Timestamp,
+    /// Observations go to the aggregator's statistics (else they only serve `processes`).
+    stats: bool,
+    processes: Option<crate::enrich::ProcessTracker>,
 }
 
 impl EngineSink<FlowClass> for ShardSink {
     fn flow_ended(&mut self, flow: &Flow<FlowClass>, iface_name: Option<&str>) {
-        self.cur.records.push(FlowRecord::new(flow, iface_name));
+        let mut r = FlowRecord::new(flow, iface_name);
+        if let Some(t) = self.processes.as_mut() {
+            r.enrich.process = t.take(r.id);
+        }
+        self.cur.records.push(r);
     }
     fn packet_observed(&mut self, obs: &PacketObs<'_>) {
+        if !self.stats {
+            return;
+        }
         self.cur.tally.add(obs);
         if let Some(a) = obs.arp {
             self.cur.evs.push(Ev::Arp(a, obs.ts, self.now));
         }
     }
     fn flow_observed(&mut self, event: FlowEvent, obs: &FlowObs) {
-        self.cur.evs.push(Ev::Flow(event, *obs, self.now));
+        if event == FlowEvent::Start {
+            if let Some(t) = self.processes.as_mut() {
+                t.flow_started(obs);
+            }
+        }
+        if self.stats {
+            self.cur.evs.push(Ev::Flow(event, *obs, self.now));
+        }
     }
 }
 
@@ -282,9 +304,10 @@ pub fn run_sharded<S: PipelineSink>(
     let n = shards.shards.max(1);
     let counters = counters.unwrap_or_else(|| Arc::new(PipelineCounters::new(n)));
     let mut stats = cfg.stats.clone().map(Stats::new).transpose()?;
+    let has_stats = stats.is_some();
     let shard_cfg = EngineConfig {
         stats: None,
-        observe: stats.is_some(),
+        observe: stats.is_some() || shards.processes,
         ..cfg.clone()
     };
     // Validate once, before any thread starts.
@@ -327,8 +350,11 @@ pub fn run_sharded<S: PipelineSink>(
             let ev_tx = ev_tx.clone();
             let counters = Arc::clone(&counters);
             let every = shards.active_every;
+            let observe = (has_stats, shards.processes);
             handles.push(scope.spawn(move || {
-                shard_loop(i, engine, every, rx, free_tx, evf_rx, ev_tx, &counters)
+                shard_loop(
+                    i, engine, every, observe, rx, free_tx, evf_rx, ev_tx, &counters,
+                )
             }));
         }
         drop(ev_tx);
@@ -584,7 +610,10 @@ fn read_loop(
 }
 
 /// The records of the engine's busiest active flows (by bytes), at most [`ACTIVE_EXPORT_MAX`].
-fn busiest(engine: &Engine<FlowClass>) -> Vec<FlowRecord> {
+fn busiest(
+    engine: &Engine<FlowClass>,
+    processes: Option<&crate::enrich::ProcessTracker>,
+) -> Vec<FlowRecord> {
     let mut by_bytes: Vec<(u64, &Flow<FlowClass>)> = engine
         .table()
         .iter()
@@ -596,7 +625,11 @@ fn busiest(engine: &Engine<FlowClass>) -> Vec<FlowRecord> {
     }
     by_bytes
         .into_iter()
-        .map(|(_, f)| FlowRecord::new(f, engine.iface_name(u32::from(f.core.key.iface()))))
+        .map(|(_, f)| {
+            let mut r = FlowRecord::new(f, engine.iface_name(u32::from(f.core.key.iface())));
+            r.enrich.process = processes.and_then(|t| t.get(r.id)).cloned();
+            r
+        })
         .collect()
 }
 
@@ -605,6 +638,7 @@ fn shard_loop(
     i: usize,
     mut engine: Engine<FlowClass>,
     active_every: Option<std::time::Duration>,
+    (stats, processes): (bool, bool),
     rx: Receiver<ToShard>,
     free_tx: Sender<Batch>,
     evf_rx: Receiver<Events>,
@@ -626,6 +660,8 @@ fn shard_loop(
     let mut sink = ShardSink {
         cur: fresh(&names),
         now: Timestamp::EPOCH,
+        stats,
+        processes: processes.then(crate::enrich::ProcessTracker::new),
     };
     // Always sends (even an empty `Events` carries the shard's clock, its watermark).
     let send = |sink: &mut ShardSink, names: &Arc<Vec<Option<String>>>, clock: Timestamp| {
@@ -680,7 +716,7 @@ fn shard_loop(
                 let _ = free_tx.try_send(b);
                 if active_every.is_some_and(|every| last_export.elapsed() >= every) {
                     last_export = std::time::Instant::now();
-                    sink.cur.active = Some(busiest(&engine));
+                    sink.cur.active = Some(busiest(&engine, sink.processes.as_ref()));
                 }
                 let clock = sink.cur.clock;
                 send(&mut sink, &names, clock);

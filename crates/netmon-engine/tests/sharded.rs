@@ -34,6 +34,7 @@ fn sharded_with_load(
         batches_per_shard: 3,
         backpressure: Backpressure::Block,
         active_every: None,
+        processes: false,
     };
     let o = run_sharded(cfg, &sc, &mut src, &mut out, None).unwrap();
     assert_eq!(
@@ -345,6 +346,7 @@ fn check_stats_equivalence(path: &std::path::Path) -> usize {
             batches_per_shard: per,
             backpressure: Backpressure::Block,
             active_every: None,
+            processes: false,
         };
         let got = stats_sharded(path, &sc);
         let what = format!("{name}: {n} shards, batches of {batch}");
