@@ -208,6 +208,34 @@ fn gt(a: (f64, u64), b: (f64, u64)) -> bool {
     a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).is_gt()
 }
 
+/// The remote end's country and AS, `SE · AS29518 Bredband2 AB`, when enrichment knows them.
+fn remote_geo(r: &FlowRecord, outbound: bool) -> Option<String> {
+    fn remote<T: Clone>(e: &netmon_engine::enrich::Ends<T>, outbound: bool) -> Option<T> {
+        if outbound {
+            e.dst.clone()
+        } else {
+            e.src.clone()
+        }
+    }
+    let country = r
+        .enrich
+        .geo
+        .as_ref()
+        .and_then(|g| remote(g, outbound))
+        .and_then(|g| g.country);
+    let asn = r
+        .enrich
+        .asn
+        .as_ref()
+        .and_then(|a| remote(a, outbound))
+        .map(|a| match a.org {
+            Some(o) => format!("AS{} {o}", a.number),
+            None => format!("AS{}", a.number),
+        });
+    let parts: Vec<String> = [country, asn].into_iter().flatten().collect();
+    (!parts.is_empty()).then(|| parts.join(" · "))
+}
+
 fn brief(r: &FlowRecord, outbound: bool, (c2s, s2c): (f64, f64)) -> FlowBrief {
     let (local_ip, local_port, remote_ip, remote_port) = if outbound {
         (r.src_ip, r.src_port, r.dst_ip, r.dst_port)
@@ -237,6 +265,18 @@ fn brief(r: &FlowRecord, outbound: bool, (c2s, s2c): (f64, f64)) -> FlowBrief {
         duration_ns: r.duration_ns,
         state: r.state,
         iface: r.iface,
+        process: r
+            .enrich
+            .process
+            .as_ref()
+            .and_then(|a| a.process())
+            .map(|p| format!("{} ({})", p.name, p.pid)),
+        tracker: r
+            .enrich
+            .tracker
+            .as_ref()
+            .map(|t| format!("{} ({})", t.domain, t.category.name())),
+        geo: remote_geo(r, outbound),
     }
 }
 
@@ -368,5 +408,46 @@ mod tests {
             .windows(2)
             .all(|w| w[0].bytes_in + w[0].bytes_out >= w[1].bytes_in + w[1].bytes_out);
         assert!(w);
+    }
+
+    /// The briefs carry what enrichment learnt: process, tracker, the remote end's country and
+    /// AS (the remote end is the responder of an outbound flow, the initiator otherwise).
+    #[test]
+    fn briefs_carry_enrichment() {
+        use netmon_engine::enrich::Ends;
+        use netmon_enrich::geo::{Asn, Geo};
+        let mut r = rec(
+            1,
+            "10.0.0.1",
+            "203.0.113.9",
+            100,
+            200,
+            Some("ads.example.com"),
+        );
+        r.enrich.geo = Some(Ends {
+            src: None,
+            dst: Some(Geo {
+                country: Some("SE".into()),
+                ..Geo::default()
+            }),
+        });
+        r.enrich.asn = Some(Ends {
+            src: None,
+            dst: Some(Asn {
+                number: 64496,
+                org: Some("Example".into()),
+            }),
+        });
+        r.enrich.tracker = Some(netmon_enrich::trackers::TrackerMatch {
+            domain: "example.com".into(),
+            category: netmon_enrich::trackers::Category::Ads,
+            list: "ads.txt".into(),
+        });
+        let b = brief(&r, true, (0.0, 0.0));
+        assert_eq!(b.geo.as_deref(), Some("SE · AS64496 Example"));
+        assert_eq!(b.tracker.as_deref(), Some("example.com (ads)"));
+        assert_eq!(b.process, None);
+        // Seen inbound, the remote end is the initiator: nothing known there.
+        assert_eq!(brief(&r, false, (0.0, 0.0)).geo, None);
     }
 }

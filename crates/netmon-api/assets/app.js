@@ -495,10 +495,12 @@
     tip.appendChild(el('div', 'd', b.scope + ' · ' + (b.app || 'unknown app') + ' · ' + b.nflows
       + ' flow(s) · in ' + fmtBits((b.rateIn || 0) * 8) + ' · out ' + fmtBits((b.rateOut || 0) * 8)));
     const flows = st.flowsByAddr.get(b.addr) || [];
+    const geo = flows.map((f) => f.geo).find((g) => g);
+    if (geo) tip.appendChild(el('div', 'd', geo));
     if (flows.length) {
       const t = el('table');
       const hr = el('tr');
-      for (const h of ['local', 'remote', 'app', 'domain / SNI', 'process', 'in', 'out', 'duration']) hr.appendChild(el('th', null, h));
+      for (const h of ['local', 'remote', 'app', 'domain / SNI', 'process', 'tracker', 'in', 'out', 'duration']) hr.appendChild(el('th', null, h));
       t.appendChild(hr);
       for (const f of flows) {
         const tr = el('tr');
@@ -507,6 +509,7 @@
         tr.appendChild(el('td', null, f.app || ''));
         tr.appendChild(el('td', null, f.name || ''));
         tr.appendChild(el('td', null, f.process || '–'));
+        tr.appendChild(el('td', null, f.tracker || ''));
         tr.appendChild(el('td', 'num', fmtBytes(f.bytes_in)));
         tr.appendChild(el('td', 'num', fmtBytes(f.bytes_out)));
         tr.appendChild(el('td', 'num', fmtDur(f.duration_ns)));

@@ -156,6 +156,12 @@ pub struct FlowBrief {
     pub state: &'static str,
     /// Capture interface index.
     pub iface: u32,
+    /// The local process owning the socket, `name (pid)`, when attribution knows it.
+    pub process: Option<String>,
+    /// The tracker list entry the flow's names fall under, `domain (category)`.
+    pub tracker: Option<String>,
+    /// The remote end's country (ISO code) and AS organisation, when GeoIP/ASN know them.
+    pub geo: Option<String>,
 }
 
 #[cfg(test)]
