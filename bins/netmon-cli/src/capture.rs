@@ -110,7 +110,7 @@ pub(crate) struct Args {
 }
 
 /// `30s`, `500ms`, `5m`, `1h`, `2.5s`, or a bare number of seconds.
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -403,7 +403,7 @@ fn wall_clock() -> netmon_capture::Timestamp {
 }
 
 /// [`describe`], plus what to do when capturing is not allowed.
-fn describe_live(e: &netmon_capture::CaptureError) -> String {
+pub(crate) fn describe_live(e: &netmon_capture::CaptureError) -> String {
     use netmon_capture::CaptureError as E;
     match e {
         E::PermissionDenied { .. } if cfg!(target_os = "linux") => {

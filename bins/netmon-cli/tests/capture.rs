@@ -498,3 +498,77 @@ fn flows_name_their_local_process() {
     assert_eq!(p["pid"], pid, "{out}");
     assert!(p["name"].as_str().unwrap().starts_with("python3"), "{out}");
 }
+
+/// `netmon privacy --live`: a python3 client in the capture's namespace fetches a page with a
+/// listed Host; the report names python3 with that tracker and the one-ad-domain score (67).
+#[test]
+fn privacy_live_names_the_process() {
+    if netns::unavailable().is_some() {
+        return;
+    }
+    let pair = VethPair::new("cliq");
+    let list = temp_path("privacy", "ads.txt");
+    std::fs::write(&list, "0.0.0.0 ads.example.com\n").unwrap();
+    let trackers = format!("ads={}", list.display());
+    let mut child = pair
+        .b
+        .command(BIN)
+        .args([
+            "privacy",
+            "--live",
+            "veth1",
+            "--duration",
+            "3s",
+            "--trackers",
+            &trackers,
+            "--json",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.starts_with("netmon: capturing on veth1"), "{line}");
+    // An HTTP server on the other side of the veth pair.
+    let listener = pair
+        .a
+        .run(|| TcpListener::bind((VethPair::A_V4, 7004)).unwrap());
+    let server = std::thread::spawn(move || {
+        use std::io::Write;
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 512];
+        let _ = s.read(&mut buf).unwrap();
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            .unwrap();
+    });
+    let script = format!(
+        "import socket,time\nc=socket.create_connection(('{}',7004))\n\
+         c.sendall(b'GET / HTTP/1.1\\r\\nHost: ads.example.com\\r\\n\\r\\n')\n\
+         c.recv(100)\ntime.sleep(0.2)\nc.close()\n",
+        VethPair::A_V4
+    );
+    let status = pair
+        .b
+        .command("python3")
+        .args(["-c", &script])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    server.join().unwrap();
+    let (code, out, rest) = finish(child, err, Duration::from_secs(15));
+    assert_eq!(code, 0, "{rest}");
+    let apps: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let py = apps
+        .iter()
+        .find(|a| a["app"].as_str().is_some_and(|n| n.starts_with("python3")))
+        .unwrap_or_else(|| panic!("no python3 in {out}"));
+    assert_eq!(py["tracker_flows"], 1, "{out}");
+    assert_eq!(py["trackers"][0]["domain"], "ads.example.com", "{out}");
+    assert_eq!(py["score"], 67, "{out}");
+}
