@@ -9,6 +9,7 @@
 // `history::row_json` builds one large `json!` object.
 #![recursion_limit = "256"]
 
+mod export;
 mod history;
 mod radar;
 mod state;
@@ -86,7 +87,7 @@ fn open_source(cfg: &Config) -> anyhow::Result<Box<dyn CaptureSource>> {
     netmon_engine::pipeline::open_source(cfg).map_err(|e| anyhow!("{e}"))
 }
 
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .ok()
@@ -267,6 +268,9 @@ fn run(args: &Args) -> anyhow::Result<()> {
         None
     };
 
+    // Exporters: sockets opened before privileges are dropped.
+    let export = export::start(&cfg, Arc::clone(&shared))?;
+
     // The store: opened (and created) before privileges are dropped.
     let live = matches!(cfg.source(), Source::Live { .. });
     let store = if cfg.storage.enabled {
@@ -385,6 +389,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let own = if live { own_addresses() } else { Vec::new() };
     let mut sink = DaemonSink::new(Arc::clone(&shared), store, own);
     sink.enricher = enricher;
+    sink.export = export;
     shared.ready.store(true, Ordering::Release);
     info!(shards, "pipeline running");
     let outcome = run_sharded(&engine_cfg, &sc, source.as_mut(), &mut sink, Some(counters))
@@ -402,6 +407,9 @@ fn run(args: &Args) -> anyhow::Result<()> {
         error!("capture ended with an error: {e}");
     }
     // Everything the pipeline produced is in the sink: commit it before anything else.
+    if let Some(x) = sink.export.take() {
+        x.finish(&shared);
+    }
     sink.store.take().map(|st| st.finish(&shared)).transpose()?;
     if api.is_some() && !stop.is_stopped() {
         // A replay finished: its flows, statistics and alerts stay served until a signal.

@@ -47,6 +47,13 @@ pub(crate) struct Shared {
     pub(crate) store_stats: Mutex<Option<netmon_store::WriterStats>>,
     /// The store's retention policy and how often it runs (SIGHUP may change it).
     pub(crate) retention: Mutex<(netmon_store::Retention, Duration)>,
+    /// Export counters (`export:`): IPFIX data records sent and failed messages, syslog
+    /// messages sent and failed, records/alerts the export queue could not take.
+    pub(crate) export_ipfix_records: AtomicU64,
+    pub(crate) export_ipfix_errors: AtomicU64,
+    pub(crate) export_syslog_messages: AtomicU64,
+    pub(crate) export_syslog_errors: AtomicU64,
+    pub(crate) export_dropped: AtomicU64,
     /// Rows deleted by retention.
     pub(crate) retention_deleted: AtomicU64,
     /// A read-only connection to the store, for the history endpoint.
@@ -79,6 +86,11 @@ impl Shared {
             store_stats: Mutex::new(None),
             retention: Mutex::new((netmon_store::Retention::default(), Duration::from_secs(60))),
             retention_deleted: AtomicU64::new(0),
+            export_ipfix_records: AtomicU64::new(0),
+            export_ipfix_errors: AtomicU64::new(0),
+            export_syslog_messages: AtomicU64::new(0),
+            export_syslog_errors: AtomicU64::new(0),
+            export_dropped: AtomicU64::new(0),
             history: Mutex::new(None),
         }
     }
@@ -88,6 +100,8 @@ impl Shared {
 pub(crate) struct DaemonSink {
     pub(crate) shared: Arc<Shared>,
     pub(crate) store: Option<crate::history::StoreSink>,
+    /// IPFIX and syslog export (`export:`).
+    pub(crate) export: Option<crate::export::ExportSink>,
     /// Scope, GeoIP/ASN, trackers added to every record (`enrich:`).
     pub(crate) enricher: Option<Arc<netmon_engine::enrich::Enricher>>,
     last_report: Option<Instant>,
@@ -107,6 +121,7 @@ impl DaemonSink {
             shared,
             store,
             enricher: None,
+            export: None,
             last_report: None,
             last_snapshot_ts: i64::MIN,
             radar: RadarTracker::new(own),
@@ -152,6 +167,9 @@ impl PipelineSink for DaemonSink {
     fn after_batch(&mut self, stats: Option<&Stats>) {
         if let Some(store) = self.store.as_mut() {
             store.tick(&self.shared);
+        }
+        if let Some(x) = self.export.as_mut() {
+            x.tick(&self.shared);
         }
         self.publish_radar();
         let Some(st) = stats else { return };
@@ -201,6 +219,9 @@ impl PipelineSink for DaemonSink {
         if let Some(st) = self.store.as_mut() {
             st.push(&record, &self.shared);
         }
+        if let Some(x) = self.export.as_mut() {
+            x.push_flow(&record, &self.shared);
+        }
         if self.shared.bus.has_subscribers() {
             self.shared.bus.publish(LiveEvent::FlowEnded(record));
         }
@@ -216,6 +237,9 @@ impl PipelineSink for DaemonSink {
         self.shared.alerts_total.fetch_add(1, Ordering::Relaxed);
         if let Some(st) = self.store.as_mut() {
             st.push_alert(event);
+        }
+        if let Some(x) = self.export.as_mut() {
+            x.push_alert(event, &self.shared);
         }
         {
             let mut a = self.shared.alerts.lock();
@@ -370,6 +394,35 @@ impl ApiBackend for Shared {
             &[],
             self.store_dropped.load(Ordering::Relaxed),
         );
+        for (name, help, v) in [
+            (
+                "netmon_export_ipfix_records_total",
+                "IPFIX data records sent (one per flow direction with packets).",
+                &self.export_ipfix_records,
+            ),
+            (
+                "netmon_export_ipfix_errors_total",
+                "IPFIX messages that could not be sent.",
+                &self.export_ipfix_errors,
+            ),
+            (
+                "netmon_export_syslog_messages_total",
+                "Syslog alert messages sent.",
+                &self.export_syslog_messages,
+            ),
+            (
+                "netmon_export_syslog_errors_total",
+                "Syslog messages that could not be sent.",
+                &self.export_syslog_errors,
+            ),
+            (
+                "netmon_export_dropped_total",
+                "Records and alerts the export queue could not take.",
+                &self.export_dropped,
+            ),
+        ] {
+            out.counter(name, help, &[], v.load(Ordering::Relaxed));
+        }
         out.counter(
             "netmon_store_retention_deleted_total",
             "Rows deleted by storage.retention.",

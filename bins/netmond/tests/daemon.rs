@@ -758,3 +758,125 @@ fn sighup_reloads_the_retention_policy() {
     assert!(deleted >= (1994 - want.len()) as u64, "{deleted}");
     remove_db(&db);
 }
+
+/// `export:` — a replay sends its flow records to nfcapd as IPFIX and its alerts to a syslog
+/// listener: nfdump reads one IPFIX record per flow direction with packets, with the capture's
+/// packet total; the vertical scan arrives as RFC 5424 messages.
+#[test]
+fn exports_reach_nfcapd_and_syslog() {
+    let Some(file) = corpus_file("ndpi_synscan.pcap") else {
+        return;
+    };
+    let have = |t: &str| Command::new(t).arg("-V").output().is_ok();
+    if !have("nfcapd") || !have("nfdump") {
+        assert!(
+            std::env::var_os("NETMON_REQUIRE_NFDUMP").is_none(),
+            "nfcapd/nfdump not installed (apt install nfdump)"
+        );
+        return;
+    }
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = temp("nfcapd");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut nfcapd = Command::new("nfcapd")
+        .args([
+            "-b",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-t",
+            "3600",
+            "-w",
+        ])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while !std::fs::read_dir(&dir).unwrap().any(|e| {
+        e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("nfcapd.current")
+    }) {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "nfcapd did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let syslog = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    syslog
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let db = temp("export.db");
+    remove_db(&db);
+    let logs = replay_into(
+        &file,
+        &db,
+        &format!(
+            "export:\n  ipfix:\n    collector: 127.0.0.1:{port}\n  syslog:\n    server: {}\n",
+            syslog.local_addr().unwrap()
+        ),
+    );
+    let drained = logs
+        .iter()
+        .find(|l| l["fields"]["message"] == "pipeline drained")
+        .unwrap();
+    let packets = drained["fields"]["packets"].as_u64().unwrap();
+    let (_, rows) = stored_flows(&db);
+    let directions: u64 = rows
+        .iter()
+        .map(|r| u64::from(r.packets_c2s > 0) + u64::from(r.packets_s2c > 0))
+        .sum();
+    let mut alerts = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = syslog.recv(&mut buf) {
+        alerts.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    Command::new("kill")
+        .args(["-TERM", &nfcapd.id().to_string()])
+        .status()
+        .unwrap();
+    nfcapd.wait().unwrap();
+    let nf = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().into_owned();
+            n.starts_with("nfcapd.") && !n.contains("current")
+        })
+        .expect("nfcapd wrote no file");
+    let out = Command::new("nfdump")
+        .arg("-r")
+        .arg(&nf)
+        .args(["-q", "-N", "-o", "fmt:%pkt"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let pkts: Vec<u64> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    assert_eq!(pkts.len() as u64, directions, "{text}");
+    assert_eq!(pkts.iter().sum::<u64>(), packets);
+    assert!(!alerts.is_empty(), "no syslog message");
+    for m in &alerts {
+        assert!(m.starts_with("<13") && m.contains(" netmond "), "{m}");
+        assert!(
+            m.contains("[netmon@32473 ") && m.contains("kind=\"vertical_scan\""),
+            "{m}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    remove_db(&db);
+}

@@ -80,6 +80,8 @@ pub struct Config {
     pub alerts: Vec<AlertRule>,
     /// The flow and statistics history.
     pub storage: Storage,
+    /// Flow records and alerts sent to existing collectors (IPFIX, syslog).
+    pub export: Export,
     /// The REST API and `/metrics`.
     pub api: Api,
     /// What the daemon runs as after opening its sources.
@@ -364,6 +366,108 @@ impl Default for Enrich {
             processes: false,
         }
     }
+}
+
+/// `export:` — collectors the daemon sends to.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Export {
+    /// Flow records as IPFIX.
+    pub ipfix: IpfixExport,
+    /// Alerts (and optionally flow summaries) as syslog messages.
+    pub syslog: SyslogExport,
+}
+
+/// A transport of an exporter.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportTransport {
+    /// UDP (default).
+    #[default]
+    Udp,
+    /// TCP.
+    Tcp,
+}
+
+/// `export.ipfix:`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IpfixExport {
+    /// The collector, `host:port` (e.g. `192.0.2.10:4739`); none: no IPFIX export.
+    #[serde(deserialize_with = "de_opt_addr")]
+    pub collector: Option<SocketAddr>,
+    /// `udp` or `tcp`. Default udp.
+    pub transport: ExportTransport,
+    /// Observation domain id. Default 1.
+    pub domain_id: u32,
+    /// Templates resent this often over UDP. Default 60 s.
+    #[serde(deserialize_with = "de_duration")]
+    pub template_refresh: Duration,
+}
+
+impl Default for IpfixExport {
+    fn default() -> Self {
+        IpfixExport {
+            collector: None,
+            transport: ExportTransport::Udp,
+            domain_id: 1,
+            template_refresh: Duration::from_secs(60),
+        }
+    }
+}
+
+/// `export.syslog:`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyslogExport {
+    /// The syslog server, `host:port`; none: no syslog export.
+    #[serde(deserialize_with = "de_opt_addr")]
+    pub server: Option<SocketAddr>,
+    /// `udp` or `tcp` (RFC 6587 octet counting). Default udp.
+    pub transport: ExportTransport,
+    /// Facility 0–23. Default 16 (local0).
+    pub facility: u8,
+    /// Also one message per ended flow. Default false (alerts only).
+    pub flows: bool,
+}
+
+impl Default for SyslogExport {
+    fn default() -> Self {
+        SyslogExport {
+            server: None,
+            transport: ExportTransport::Udp,
+            facility: 16,
+            flows: false,
+        }
+    }
+}
+
+fn de_opt_addr<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Option<SocketAddr>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an IP address and port, or null")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            de_bind(d).map(Some)
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            s.parse().map(Some).map_err(|_| {
+                E::custom(format!(
+                    "{} is not an IP address and port (write 192.0.2.10:4739 or [2001:db8::1]:514)",
+                    yaml::quote(s)
+                ))
+            })
+        }
+    }
+    d.deserialize_option(V)
 }
 
 /// `enrich.trackers[]:` — one list file.
@@ -926,6 +1030,21 @@ impl Config {
             return fail(
                 &[Key("enrich"), Key("processes")],
                 "needs to read other processes' /proc entries: leave out privileges.user".into(),
+            );
+        }
+        if self.export.syslog.facility > 23 {
+            return fail(
+                &[Key("export"), Key("syslog"), Key("facility")],
+                format!(
+                    "{} is not a facility (0 to 23)",
+                    self.export.syslog.facility
+                ),
+            );
+        }
+        if self.export.ipfix.template_refresh.is_zero() {
+            return fail(
+                &[Key("export"), Key("ipfix"), Key("template_refresh")],
+                "must be longer than 0s".into(),
             );
         }
         if self.storage.retention.interval.is_zero() {

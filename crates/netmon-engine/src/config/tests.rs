@@ -578,7 +578,7 @@ fn unknown_keys_name_the_known_ones() {
     assert_eq!(
         err("# comment\n\nwhatever: 1\n"),
         "t.yaml:3:1: unknown key whatever (known: interfaces, capture, replay, engine, \
-         aggregation, flows, classify, enrich, detectors, alerts, storage, api, privileges, log)"
+         aggregation, flows, classify, enrich, detectors, alerts, storage, export, api, privileges, log)"
     );
     assert_eq!(
         err("flows:\n  timeouts:\n    tcp_establshed: 1m\n"),
@@ -759,7 +759,7 @@ fn syntax_errors_and_duplicates() {
     assert_eq!(
         err("[1, 2]\n"),
         "t.yaml:1:1: a list is not a mapping (with keys among interfaces, capture, replay, \
-         engine, aggregation, flows, classify, enrich, detectors, alerts, storage, api, privileges, log)"
+         engine, aggregation, flows, classify, enrich, detectors, alerts, storage, export, api, privileges, log)"
     );
     assert_eq!(
         err("capture:\n  [a]: 1\n"),
@@ -891,4 +891,26 @@ fn enrich_section() {
         err("enrich:\n  trackers:\n    - path: a.txt\n      category: spyware\n"),
         "t.yaml:4:17: enrich.trackers[0].category: \"spyware\" is not one of ads, analytics, social, fingerprinting, cdn, other"
     );
+}
+
+#[test]
+fn export_section() {
+    let c = ok(
+        "export:\n  ipfix:\n    collector: 192.0.2.10:4739\n    transport: tcp\n  syslog:\n    server: '[::1]:514'\n    flows: true\n",
+    );
+    assert_eq!(
+        c.export.ipfix.collector,
+        Some("192.0.2.10:4739".parse().unwrap())
+    );
+    assert_eq!(c.export.ipfix.transport, ExportTransport::Tcp);
+    assert_eq!(c.export.syslog.server, Some("[::1]:514".parse().unwrap()));
+    assert!(c.export.syslog.flows);
+    assert_eq!(Config::default().export.ipfix.collector, None);
+    assert!(
+        err("export:\n  ipfix:\n    collector: nfcapd\n")
+            .contains("export.ipfix.collector: \"nfcapd\" is not an IP address and port"),
+        "{}",
+        err("export:\n  ipfix:\n    collector: nfcapd\n")
+    );
+    assert!(err("export:\n  syslog:\n    facility: 24\n").contains("24 is not a facility"));
 }
