@@ -351,6 +351,30 @@ impl ApiBackend for Shared {
         {
             let shard = i.to_string();
             let l = [("stage", "shard"), ("shard", shard.as_str())];
+            let (to_n, done_n) = (to.load(Ordering::Relaxed), done.load(Ordering::Relaxed));
+            out.gauge_int(
+                "netmon_stage_queue_packets",
+                "Frames handed to a stage and not yet processed (its queue depth).",
+                &l,
+                to_n.saturating_sub(done_n),
+            );
+            let ls = [("shard", shard.as_str())];
+            if let Some(a) = c.active_flows.get(i) {
+                out.gauge_int(
+                    "netmon_shard_flows_active",
+                    "Flows in a shard's flow table.",
+                    &ls,
+                    a.load(Ordering::Relaxed),
+                );
+            }
+            if let Some(e) = c.evicted.get(i) {
+                out.counter(
+                    "netmon_shard_flows_evicted_total",
+                    "Flows a shard's full flow table evicted (flows.max).",
+                    &ls,
+                    e.load(Ordering::Relaxed),
+                );
+            }
             out.counter(
                 "netmon_stage_packets_in_total",
                 "Frames handed to a pipeline stage.",

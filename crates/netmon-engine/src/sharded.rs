@@ -133,8 +133,12 @@ pub struct PipelineCounters {
     pub to_shard: Vec<AtomicU64>,
     /// Frames dropped because the shard had no free batch ([`Backpressure::Drop`]).
     pub dropped: Vec<AtomicU64>,
-    /// Frames each shard processed.
+    /// Frames each shard processed (`to_shard - processed`: frames queued for the shard).
     pub processed: Vec<AtomicU64>,
+    /// Flows in each shard's table, as of its last batch.
+    pub active_flows: Vec<AtomicU64>,
+    /// Flows each shard's full table evicted.
+    pub evicted: Vec<AtomicU64>,
     /// Flow records handed to the sink.
     pub records: AtomicU64,
     /// Event batches the aggregator handled.
@@ -150,6 +154,8 @@ impl PipelineCounters {
             to_shard: v(),
             dropped: v(),
             processed: v(),
+            active_flows: v(),
+            evicted: v(),
             records: AtomicU64::new(0),
             event_batches: AtomicU64::new(0),
         }
@@ -712,6 +718,15 @@ fn shard_loop(
                 engine.advance(b.clock, &mut sink);
                 if let Some(c) = counters.processed.get(i) {
                     c.fetch_add(b.recs.len() as u64, Ordering::Relaxed);
+                }
+                if let Some(c) = counters.active_flows.get(i) {
+                    c.store(engine.table().len() as u64, Ordering::Relaxed);
+                }
+                if let Some(c) = counters.evicted.get(i) {
+                    c.store(
+                        engine.table().stats().ended_by(netmon_flow::EndReason::Evicted),
+                        Ordering::Relaxed,
+                    );
                 }
                 let _ = free_tx.try_send(b);
                 if active_every.is_some_and(|every| last_export.elapsed() >= every) {
