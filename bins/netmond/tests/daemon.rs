@@ -181,9 +181,15 @@ fn replay_serves_every_endpoint() {
         "netmon_stage_queue_packets{stage=\"shard\",shard=\"0\"} 0",
         "netmon_shard_flows_evicted_total{shard=\"0\"} 0",
     ] {
-        assert!(metrics.lines().any(|l| l == want), "{want} not in {metrics}");
+        assert!(
+            metrics.lines().any(|l| l == want),
+            "{want} not in {metrics}"
+        );
     }
-    assert!(metrics.contains("netmon_shard_flows_active{shard=\"0\"} "), "{metrics}");
+    assert!(
+        metrics.contains("netmon_shard_flows_active{shard=\"0\"} "),
+        "{metrics}"
+    );
     let (code, body) = get(d.addr, "/api/v1/interfaces");
     assert_eq!(code, 200);
     let ifaces: serde_json::Value = serde_json::from_str(&body).unwrap();

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde::ser::{SerializeStruct, Serializer};
 
 /// Lower-case protocol name for the IP protocols netmon names, else the number as a string.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct ProtoName(pub u8);
 
 impl ProtoName {
@@ -53,7 +53,7 @@ impl Serialize for ProtoName {
 }
 
 /// A timestamp serialised as RFC 3339 with nanoseconds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Rfc3339(pub Timestamp);
 
 impl Serialize for Rfc3339 {
@@ -124,7 +124,8 @@ fn is_icmp(proto: u8) -> bool {
     proto == 1 || proto == 58
 }
 
-/// One flow, owned and serialisable.
+/// One flow, owned and serialisable. `Default` is an empty record (protocol 0, unspecified
+/// addresses, epoch times), for building test and example records field by field.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FlowRecord {
     /// Unique within one run, in creation order.
@@ -717,42 +718,13 @@ pub(crate) mod tests_support {
             src_port: Some(40000),
             dst_ip: "10.0.0.2".parse().unwrap(),
             dst_port: Some(443),
-            icmp_id: None,
             packets_c2s: 1,
             bytes_c2s: 60,
-            packets_s2c: 0,
-            bytes_s2c: 0,
-            payload_bytes_c2s: 0,
-            payload_bytes_s2c: 0,
             first_seen: Rfc3339(Timestamp(1_700_000_000_000_000_000)),
             last_seen: Rfc3339(Timestamp(1_700_000_000_000_000_000)),
-            duration_ns: 0,
             state: "syn_sent",
             end_reason: Some("end_of_capture"),
-            vlan: Vec::new(),
-            iface: 0,
-            iface_name: None,
-            tcp_c2s: None,
-            tcp_s2c: None,
-            icmp_errors: 0,
-            quoted: None,
-            outer: None,
-            app: None,
-            app_guess: false,
-            sni: None,
-            alpn: Vec::new(),
-            alpn_server: None,
-            tls_version: None,
-            ech: false,
-            ja4: None,
-            http: Vec::new(),
-            dns: Vec::new(),
-            quic_version: None,
-            ssh_client: None,
-            ssh_server: None,
-            stun_software: None,
-            domain: None,
-            enrich: Default::default(),
+            ..FlowRecord::default()
         }
     }
 }
@@ -896,5 +868,54 @@ mod tests {
             String::from_utf8(w).unwrap(),
             "\"a\\\"b\\\\c\\u001b[31m\\n\u{7f}é\""
         );
+    }
+}
+
+impl Default for FlowRecord {
+    fn default() -> Self {
+        FlowRecord {
+            id: 0,
+            proto: ProtoName(0),
+            src_ip: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            src_port: None,
+            dst_ip: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            dst_port: None,
+            icmp_id: None,
+            packets_c2s: 0,
+            bytes_c2s: 0,
+            packets_s2c: 0,
+            bytes_s2c: 0,
+            payload_bytes_c2s: 0,
+            payload_bytes_s2c: 0,
+            first_seen: Rfc3339(Timestamp::EPOCH),
+            last_seen: Rfc3339(Timestamp::EPOCH),
+            duration_ns: 0,
+            state: "none",
+            end_reason: None,
+            vlan: Vec::new(),
+            iface: 0,
+            iface_name: None,
+            tcp_c2s: None,
+            tcp_s2c: None,
+            icmp_errors: 0,
+            quoted: None,
+            outer: None,
+            app: None,
+            app_guess: false,
+            sni: None,
+            alpn: Vec::new(),
+            alpn_server: None,
+            tls_version: None,
+            ech: false,
+            ja4: None,
+            http: Vec::new(),
+            dns: Vec::new(),
+            quic_version: None,
+            ssh_client: None,
+            ssh_server: None,
+            stun_software: None,
+            domain: None,
+            enrich: crate::enrich::Enrichment::default(),
+        }
     }
 }

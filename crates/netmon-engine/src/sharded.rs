@@ -724,7 +724,10 @@ fn shard_loop(
                 }
                 if let Some(c) = counters.evicted.get(i) {
                     c.store(
-                        engine.table().stats().ended_by(netmon_flow::EndReason::Evicted),
+                        engine
+                            .table()
+                            .stats()
+                            .ended_by(netmon_flow::EndReason::Evicted),
                         Ordering::Relaxed,
                     );
                 }
