@@ -13,7 +13,7 @@
 #                   on a stable toolchain this sets RUSTC_BOOTSTRAP=1 for the -Z flags).
 #   FUZZ_TARGETS    space-separated subset of targets (default: all, from `cargo fuzz list`).
 #
-# 16 targets x 15 s + the build take about 5 minutes on 2 cores (see fuzz/README.md).
+# 17 targets x 15 s + the build take about 5-6 minutes on 2 cores (see fuzz/README.md).
 set -eu
 
 secs=${1:-15}

@@ -68,6 +68,14 @@ use serde::{Serialize, Serializer};
 
 #[cfg(target_os = "linux")]
 mod diag;
+
+/// For the fuzz target: parses `buf` as a netlink sock_diag reply datagram (every message,
+/// until the first malformed one) and returns how many parsed. Not a stable interface.
+#[cfg(target_os = "linux")]
+#[doc(hidden)]
+pub fn fuzz_sock_diag_reply(buf: &[u8]) -> usize {
+    diag::messages(buf).filter(Result::is_ok).count()
+}
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]
