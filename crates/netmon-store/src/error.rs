@@ -92,6 +92,40 @@ pub enum StoreError {
     /// The writer thread is gone (closed, or it panicked): nothing more can be queued.
     #[error("the store writer has stopped")]
     WriterStopped,
+    /// A remote store cannot be reached now (connection refused or lost, server shutting
+    /// down): the write may succeed later. A [`crate::SpoolingStore`] spools the rows.
+    #[error("{op}: the database is unreachable: {reason}")]
+    Unavailable {
+        /// What the store was doing.
+        op: &'static str,
+        /// The underlying error, as text.
+        reason: String,
+    },
+    /// The PostgreSQL server refused an operation (not a connection problem: retrying the
+    /// same rows would fail again).
+    #[cfg(feature = "postgres")]
+    #[error("postgresql: {op}: {source}")]
+    Postgres {
+        /// What the store was doing.
+        op: &'static str,
+        /// The client's error.
+        #[source]
+        source: postgres::Error,
+    },
+    /// The spool directory could not be read or written.
+    #[error("spool {path}: {op}: {source}", path = .path.display())]
+    Spool {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the spool was doing.
+        op: &'static str,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The store does not implement this operation.
+    #[error("{0} is not supported by this store")]
+    Unsupported(&'static str),
     /// The writer thread could not be started.
     #[error("cannot start the store writer thread: {0}")]
     Spawn(#[source] std::io::Error),
@@ -107,6 +141,12 @@ impl StoreError {
             source,
             hint,
         }
+    }
+
+    /// Whether the error says the store is unreachable for now ([`StoreError::Unavailable`]):
+    /// the same write may succeed later.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable { .. })
     }
 
     /// SQLite's primary error code, when the error came from SQLite.

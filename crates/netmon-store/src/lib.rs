@@ -84,19 +84,25 @@
 )]
 
 mod error;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod query;
 mod rows;
 mod schema;
+mod spool;
 mod sqlite;
 mod writer;
 
 pub use error::{Hint, StoreError};
+#[cfg(feature = "postgres")]
+pub use postgres::{PG_SCHEMA_VERSION, PgConfig, PgStore};
 pub use query::{
     AlertQuery, Cursor, DEFAULT_PAGE, DomainFilter, FlowQuery, FlowSort, MAX_PAGE, Order, Page,
     Retention, RetentionStats, SeriesQuery,
 };
 pub use rows::{AlertRow, DnsRow, FlowRow, HttpRow, KeyRow, RunInfo, SeriesRow, TcpFlags};
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
+pub use spool::{SpoolConfig, SpoolStatus, SpoolingStore, clock_run_id};
 pub use sqlite::{MAX_STORED, SqliteConfig, SqliteStore};
 pub use writer::{Batch, SendError, StoreWriter, WriterConfig, WriterStats};
 
@@ -112,6 +118,16 @@ pub trait Store: Send {
     /// every row's key.
     fn begin_run(&mut self, run: &RunInfo) -> Result<u64, StoreError>;
 
+    /// Registers a run under an id the caller chose (a [`SpoolingStore`] picks it while the
+    /// store is unreachable: [`clock_run_id`]). A repeat changes nothing. Stores that hand out
+    /// their own ids refuse ([`StoreError::Unsupported`]), the default.
+    fn begin_run_as(&mut self, run_id: u64, run: &RunInfo) -> Result<(), StoreError> {
+        let _ = (run_id, run);
+        Err(StoreError::Unsupported(
+            "registering a run under a given id",
+        ))
+    }
+
     /// Stores flow records. A row whose `(run_id, id)` is stored replaces it only when it is
     /// newer (greater `last_seen`, then more packets, then ended over live); a repeated
     /// batch changes nothing.
@@ -126,6 +142,10 @@ pub trait Store: Send {
 
     /// Makes everything written so far durable.
     fn flush(&mut self) -> Result<(), StoreError>;
+
+    /// Called by the [`StoreWriter`] when its queue has been empty for a second: time for
+    /// background work (a [`SpoolingStore`] retries its spool). Default: nothing.
+    fn idle(&mut self) {}
 
     /// Flows matching `query`, one page.
     fn query_flows(&mut self, query: &FlowQuery) -> Result<Page<FlowRow>, StoreError>;

@@ -12,13 +12,14 @@ use serde::{Deserialize, Serialize};
 
 /// One run of a producer (a `netmond` start, a replayed file): the first half of every row's
 /// identity. Flow and alert ids restart at each run, so `(run_id, id)` is what is unique.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunInfo {
     /// The host that captured (`hostname`), so that several sensors can share a database.
     pub host: String,
     /// What was captured: interface names or the replayed file.
     pub source: String,
     /// When the run started (wall clock).
+    #[serde(with = "ts_nanos")]
     pub started: Timestamp,
     /// The producer's version (`netmond 0.1.0`).
     pub version: String,
@@ -27,7 +28,7 @@ pub struct RunInfo {
 /// One flow record. Its identity in the store is `(run_id, id)`: writing a row whose key is
 /// already stored never adds a second row (see [`crate::Store::write_flows`] for which of the
 /// two is kept).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlowRow {
     /// The run the flow belongs to ([`crate::Store::begin_run`]).
     pub run_id: u64,
@@ -58,8 +59,10 @@ pub struct FlowRow {
     /// Transport payload bytes responder → initiator.
     pub payload_bytes_s2c: u64,
     /// First packet's timestamp.
+    #[serde(with = "ts_nanos")]
     pub first_seen: Timestamp,
     /// Last packet's timestamp.
+    #[serde(with = "ts_nanos")]
     pub last_seen: Timestamp,
     /// `last_seen - first_seen`, nanoseconds.
     pub duration_ns: i64,
@@ -267,13 +270,15 @@ pub struct DnsRow {
 
 /// One point of a per-window stats series (netmon-stats' `SeriesPoint`). Its identity is
 /// `(run_id, window_secs, iface, layer, proto, start)`.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SeriesRow {
     /// The run.
     pub run_id: u64,
     /// Interval start (inclusive).
+    #[serde(with = "ts_nanos")]
     pub start: Timestamp,
     /// Interval end (exclusive).
+    #[serde(with = "ts_nanos")]
     pub end: Timestamp,
     /// Interface index.
     pub iface: u32,
@@ -305,13 +310,14 @@ pub struct SeriesRow {
 
 /// One alert (netmon-stats' `Alert`, from a `Raised` or `Closed` event). Its identity is
 /// `(run_id, id)`; a closed alert replaces the raised one.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertRow {
     /// The run.
     pub run_id: u64,
     /// Alert id, unique within the run.
     pub id: u64,
     /// When the alert was raised.
+    #[serde(with = "ts_nanos")]
     pub ts: Timestamp,
     /// `vertical_scan`, `horizontal_scan`, `arp_sweep`, `syn_flood`, `threshold`.
     pub kind: String,
@@ -325,9 +331,25 @@ pub struct AlertRow {
     /// given.
     pub evidence: String,
     /// First observation aggregated.
+    #[serde(with = "ts_nanos")]
     pub first_seen: Timestamp,
     /// Latest observation aggregated.
+    #[serde(with = "ts_nanos")]
     pub last_seen: Timestamp,
     /// Whether this is the closing event's final state.
     pub closed: bool,
+}
+
+/// Serde form of a [`Timestamp`]: integer nanoseconds since the Unix epoch (the spool's files).
+mod ts_nanos {
+    use netmon_types::Timestamp;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(t.0)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+        i64::deserialize(d).map(Timestamp)
+    }
 }

@@ -314,6 +314,9 @@ fn merge(b: &mut Batch, next: Batch) -> Result<(), Batch> {
     Ok(())
 }
 
+/// How long an empty queue waits before [`Store::idle`] is called.
+const IDLE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 fn run(
     mut store: Box<dyn Store>,
     rx: Receiver<Msg>,
@@ -327,9 +330,13 @@ fn run(
     loop {
         let msg = match carry.take() {
             Some(m) => m,
-            None => match rx.recv() {
+            None => match rx.recv_timeout(IDLE_EVERY) {
                 Ok(m) => m,
-                Err(_) => break,
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    store.idle();
+                    continue;
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
             },
         };
         match msg {
