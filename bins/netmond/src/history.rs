@@ -35,6 +35,9 @@ pub(crate) struct StoreSink {
     last_send: Instant,
     /// Live capture: never wait for the writer (a full queue drops the batch, counted).
     live: bool,
+    /// Publish the writer's counters as the store's (`store_stats`): the SQLite sink does,
+    /// the PostgreSQL sink reports through its spool's status instead.
+    publish_stats: bool,
 }
 
 impl StoreSink {
@@ -47,7 +50,14 @@ impl StoreSink {
             alerts: Vec::new(),
             last_send: Instant::now(),
             live,
+            publish_stats: true,
         }
+    }
+
+    /// This sink's writer counters are not the store's (`/metrics` shows the SQLite writer's).
+    pub(crate) fn quiet(mut self) -> StoreSink {
+        self.publish_stats = false;
+        self
     }
 
     pub(crate) fn push(&mut self, r: &FlowRecord, shared: &Shared) {
@@ -81,7 +91,9 @@ impl StoreSink {
     pub(crate) fn tick(&mut self, shared: &Shared) {
         if self.last_send.elapsed() >= SEND_EVERY {
             self.send_all(shared);
-            *shared.store_stats.lock() = Some(self.writer.stats());
+            if self.publish_stats {
+                *shared.store_stats.lock() = Some(self.writer.stats());
+            }
         }
     }
 
@@ -131,7 +143,9 @@ impl StoreSink {
             errors = stats.errors,
             "store flushed"
         );
-        *shared.store_stats.lock() = Some(stats);
+        if self.publish_stats {
+            *shared.store_stats.lock() = Some(stats);
+        }
         Ok(())
     }
 }

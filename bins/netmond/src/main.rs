@@ -224,6 +224,53 @@ fn reload_config(old: &Config, new: &Config, reload: &ReloadHandle, shared: &Sha
     }
 }
 
+/// `storage.postgres`: the PostgreSQL sink behind its spool, on a writer thread of its own;
+/// the spool directory is made before privileges are dropped. Never fails because the
+/// database is down (that is what the spool is for).
+fn open_postgres(
+    cfg: &Config,
+    shared: &Arc<Shared>,
+    live: bool,
+) -> anyhow::Result<Option<history::StoreSink>> {
+    let p = &cfg.storage.postgres;
+    let Some(url) = &p.url else {
+        return Ok(None);
+    };
+    std::fs::create_dir_all(&p.spool_dir).with_context(|| {
+        format!(
+            "storage.postgres.spool_dir: cannot create {}",
+            p.spool_dir.display()
+        )
+    })?;
+    let pg = netmon_store::PgStore::new(netmon_store::PgConfig::new(url.expose(), hostname()))
+        .map_err(|e| anyhow!("storage.postgres: {e}"))?;
+    let mut spool = netmon_store::SpoolingStore::open(
+        pg,
+        &netmon_store::SpoolConfig {
+            dir: p.spool_dir.clone(),
+            max_bytes: p.spool_max_mib.saturating_mul(1 << 20),
+        },
+    )
+    .map_err(|e| anyhow!("storage.postgres.spool_dir: {e}"))?;
+    *shared.pg_status.lock() = Some(spool.status());
+    let run = netmon_store::RunInfo {
+        host: hostname(),
+        source: describe_source(cfg),
+        started: now(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    };
+    let run_id = netmon_store::Store::begin_run(&mut spool, &run)
+        .map_err(|e| anyhow!("storage.postgres: {e}"))?;
+    let wcfg = netmon_store::WriterConfig {
+        queue_batches: 8,
+        ..Default::default()
+    };
+    let writer = netmon_store::StoreWriter::spawn(Box::new(spool), &wcfg)
+        .map_err(|e| anyhow!("storage.postgres: {e}"))?;
+    info!(run_id, spool = %p.spool_dir.display(), "PostgreSQL sink open");
+    Ok(Some(history::StoreSink::new(writer, run_id, live).quiet()))
+}
+
 /// The store's retention policy of a configuration.
 fn retention_policy(cfg: &Config) -> (netmon_store::Retention, std::time::Duration) {
     let r = &cfg.storage.retention;
@@ -315,6 +362,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         Some((s, r)) => (Some(s), r),
         None => (None, None),
     };
+    let pg = open_postgres(&cfg, &shared, live)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -390,6 +438,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let mut sink = DaemonSink::new(Arc::clone(&shared), store, own);
     sink.enricher = enricher;
     sink.export = export;
+    sink.pg = pg;
     shared.ready.store(true, Ordering::Release);
     info!(shards, "pipeline running");
     let outcome = run_sharded(&engine_cfg, &sc, source.as_mut(), &mut sink, Some(counters))
@@ -411,6 +460,12 @@ fn run(args: &Args) -> anyhow::Result<()> {
         x.finish(&shared);
     }
     sink.store.take().map(|st| st.finish(&shared)).transpose()?;
+    if let Some(pg) = sink.pg.take() {
+        // Whatever did not reach the database is in the spool, on disk: not an error to exit on.
+        if let Err(e) = pg.finish(&shared) {
+            warn!("storage.postgres: {e}");
+        }
+    }
     if api.is_some() && !stop.is_stopped() {
         // A replay finished: its flows, statistics and alerts stay served until a signal.
         info!("source finished; serving the results until SIGINT or SIGTERM");

@@ -54,6 +54,8 @@ pub(crate) struct Shared {
     pub(crate) export_syslog_messages: AtomicU64,
     pub(crate) export_syslog_errors: AtomicU64,
     pub(crate) export_dropped: AtomicU64,
+    /// The PostgreSQL sink's spool: connected, spooled, drained, dropped, last error.
+    pub(crate) pg_status: Mutex<Option<Arc<netmon_store::SpoolStatus>>>,
     /// Rows deleted by retention.
     pub(crate) retention_deleted: AtomicU64,
     /// A read-only connection to the store, for the history endpoint.
@@ -86,6 +88,7 @@ impl Shared {
             store_stats: Mutex::new(None),
             retention: Mutex::new((netmon_store::Retention::default(), Duration::from_secs(60))),
             retention_deleted: AtomicU64::new(0),
+            pg_status: Mutex::new(None),
             export_ipfix_records: AtomicU64::new(0),
             export_ipfix_errors: AtomicU64::new(0),
             export_syslog_messages: AtomicU64::new(0),
@@ -100,6 +103,8 @@ impl Shared {
 pub(crate) struct DaemonSink {
     pub(crate) shared: Arc<Shared>,
     pub(crate) store: Option<crate::history::StoreSink>,
+    /// The PostgreSQL sink (`storage.postgres`), through its spool.
+    pub(crate) pg: Option<crate::history::StoreSink>,
     /// IPFIX and syslog export (`export:`).
     pub(crate) export: Option<crate::export::ExportSink>,
     /// Scope, GeoIP/ASN, trackers added to every record (`enrich:`).
@@ -122,6 +127,7 @@ impl DaemonSink {
             store,
             enricher: None,
             export: None,
+            pg: None,
             last_report: None,
             last_snapshot_ts: i64::MIN,
             radar: RadarTracker::new(own),
@@ -165,7 +171,10 @@ impl PipelineSink for DaemonSink {
     }
 
     fn after_batch(&mut self, stats: Option<&Stats>) {
-        if let Some(store) = self.store.as_mut() {
+        for store in [self.store.as_mut(), self.pg.as_mut()]
+            .into_iter()
+            .flatten()
+        {
             store.tick(&self.shared);
         }
         if let Some(x) = self.export.as_mut() {
@@ -216,7 +225,10 @@ impl PipelineSink for DaemonSink {
             e.apply(&mut record);
         }
         self.shared.records.fetch_add(1, Ordering::Relaxed);
-        if let Some(st) = self.store.as_mut() {
+        for st in [self.store.as_mut(), self.pg.as_mut()]
+            .into_iter()
+            .flatten()
+        {
             st.push(&record, &self.shared);
         }
         if let Some(x) = self.export.as_mut() {
@@ -228,14 +240,20 @@ impl PipelineSink for DaemonSink {
     }
 
     fn series(&mut self, point: &SeriesPoint) {
-        if let Some(st) = self.store.as_mut() {
+        for st in [self.store.as_mut(), self.pg.as_mut()]
+            .into_iter()
+            .flatten()
+        {
             st.push_series(point, &self.shared);
         }
     }
 
     fn alert(&mut self, event: &AlertEvent) {
         self.shared.alerts_total.fetch_add(1, Ordering::Relaxed);
-        if let Some(st) = self.store.as_mut() {
+        for st in [self.store.as_mut(), self.pg.as_mut()]
+            .into_iter()
+            .flatten()
+        {
             st.push_alert(event);
         }
         if let Some(x) = self.export.as_mut() {
@@ -453,6 +471,32 @@ impl ApiBackend for Shared {
             &[],
             self.retention_deleted.load(Ordering::Relaxed),
         );
+        if let Some(pg) = self.pg_status.lock().clone() {
+            out.gauge_int(
+                "netmon_store_postgres_connected",
+                "1 while the PostgreSQL sink's last write reached the database.",
+                &[],
+                u64::from(pg.connected()),
+            );
+            out.gauge_int(
+                "netmon_store_spooled_rows",
+                "Rows waiting in the PostgreSQL sink's on-disk spool.",
+                &[],
+                pg.spooled_rows(),
+            );
+            out.counter(
+                "netmon_store_spool_drained_rows_total",
+                "Spooled rows written to PostgreSQL once it was back.",
+                &[],
+                pg.drained_rows(),
+            );
+            out.counter(
+                "netmon_store_spool_dropped_rows_total",
+                "Rows the spool dropped (over storage.postgres.spool_max_mib, or refused).",
+                &[],
+                pg.dropped_rows(),
+            );
+        }
         if let Some(w) = self.store_stats.lock().clone() {
             for (table, n) in [
                 ("flows", w.flow_rows),

@@ -570,6 +570,8 @@ pub struct Storage {
     pub path: PathBuf,
     /// What is deleted, and when.
     pub retention: Retention,
+    /// A PostgreSQL/TimescaleDB database that also receives flows, series and alerts.
+    pub postgres: Postgres,
 }
 
 impl Default for Storage {
@@ -578,6 +580,31 @@ impl Default for Storage {
             enabled: true,
             path: PathBuf::from("/var/lib/netmon/netmon.db"),
             retention: Retention::default(),
+            postgres: Postgres::default(),
+        }
+    }
+}
+
+/// `storage.postgres:` — the shared database of a fleet.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Postgres {
+    /// libpq connection string or URL (`host=db1 user=netmon dbname=netmon`); none: off.
+    pub url: Option<Secret>,
+    /// Where batches wait while the database is unreachable. Default
+    /// `/var/lib/netmon/spool`.
+    pub spool_dir: PathBuf,
+    /// The spool's bound in MiB; beyond it the oldest batches are dropped (counted). Default
+    /// 1024.
+    pub spool_max_mib: u64,
+}
+
+impl Default for Postgres {
+    fn default() -> Self {
+        Postgres {
+            url: None,
+            spool_dir: PathBuf::from("/var/lib/netmon/spool"),
+            spool_max_mib: 1024,
         }
     }
 }
@@ -1045,6 +1072,12 @@ impl Config {
             return fail(
                 &[Key("export"), Key("ipfix"), Key("template_refresh")],
                 "must be longer than 0s".into(),
+            );
+        }
+        if self.storage.postgres.url.is_some() && self.storage.postgres.spool_max_mib == 0 {
+            return fail(
+                &[Key("storage"), Key("postgres"), Key("spool_max_mib")],
+                "must be at least 1".into(),
             );
         }
         if self.storage.retention.interval.is_zero() {
