@@ -76,6 +76,15 @@ pub(crate) fn start(cfg: &Config, shared: Arc<Shared>) -> anyhow::Result<Option<
     if ipfix.is_none() && syslog.is_none() {
         return Ok(None);
     }
+    {
+        let mut names = shared.exporters.lock();
+        if ipfix.is_some() {
+            names.push("ipfix");
+        }
+        if syslog.is_some() {
+            names.push("syslog");
+        }
+    }
     let wants_flows = ipfix.is_some() || syslog.as_ref().is_some_and(|s| s.2);
     let wants_alerts = syslog.is_some();
     let (tx, rx) = sync_channel(QUEUE);

@@ -54,6 +54,8 @@ pub(crate) struct Shared {
     pub(crate) export_syslog_messages: AtomicU64,
     pub(crate) export_syslog_errors: AtomicU64,
     pub(crate) export_dropped: AtomicU64,
+    /// The exporters configured (`ipfix`, `syslog`), for `/api/v1/status`.
+    pub(crate) exporters: Mutex<Vec<&'static str>>,
     /// The PostgreSQL sink's spool: connected, spooled, drained, dropped, last error.
     pub(crate) pg_status: Mutex<Option<Arc<netmon_store::SpoolStatus>>>,
     /// Rows deleted by retention.
@@ -89,6 +91,7 @@ impl Shared {
             retention: Mutex::new((netmon_store::Retention::default(), Duration::from_secs(60))),
             retention_deleted: AtomicU64::new(0),
             pg_status: Mutex::new(None),
+            exporters: Mutex::new(Vec::new()),
             export_ipfix_records: AtomicU64::new(0),
             export_ipfix_errors: AtomicU64::new(0),
             export_syslog_messages: AtomicU64::new(0),
@@ -276,6 +279,53 @@ impl PipelineSink for DaemonSink {
 impl ApiBackend for Shared {
     fn ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
+    }
+
+    fn status(&self) -> netmon_api::StatusView {
+        use netmon_api::SinkStatus;
+        let mut sinks = Vec::new();
+        if let Some(w) = self.store_stats.lock().clone() {
+            sinks.push(SinkStatus {
+                name: "sqlite".into(),
+                connected: w.last_error.is_none() || w.errors == 0,
+                pending: w.queue_depth as u64,
+                written: Some(w.flow_rows + w.series_rows + w.alert_rows),
+                dropped: self.store_dropped.load(Ordering::Relaxed) + w.rows_failed,
+                last_error: w.last_error,
+            });
+        }
+        if let Some(pg) = self.pg_status.lock().clone() {
+            sinks.push(SinkStatus {
+                name: "postgres".into(),
+                connected: pg.connected(),
+                pending: pg.spooled_rows(),
+                written: None,
+                dropped: pg.dropped_rows(),
+                last_error: pg.last_error(),
+            });
+        }
+        let dropped = self.export_dropped.load(Ordering::Relaxed);
+        for name in self.exporters.lock().iter() {
+            let (written, errors) = match *name {
+                "ipfix" => (&self.export_ipfix_records, &self.export_ipfix_errors),
+                _ => (&self.export_syslog_messages, &self.export_syslog_errors),
+            };
+            let errors = errors.load(Ordering::Relaxed);
+            sinks.push(SinkStatus {
+                name: (*name).into(),
+                connected: errors == 0,
+                pending: 0,
+                written: Some(written.load(Ordering::Relaxed)),
+                dropped,
+                last_error: (errors > 0).then(|| format!("{errors} sends failed (see the log)")),
+            });
+        }
+        netmon_api::StatusView {
+            version: env!("CARGO_PKG_VERSION").into(),
+            uptime_secs: self.started.elapsed().as_secs(),
+            ready: self.ready.load(Ordering::Acquire),
+            sinks,
+        }
     }
 
     fn interfaces(&self) -> Vec<InterfaceInfo> {

@@ -199,6 +199,7 @@ fn replay_serves_every_endpoint() {
         "/api/v1/stats",
         "/api/v1/top?n=3",
         "/api/v1/alerts",
+        "/api/v1/status",
         "/api/v1/openapi.json",
     ] {
         let (code, body) = get(d.addr, path);
@@ -648,6 +649,17 @@ fn series_alerts_and_history_paging() {
     assert!(
         bytes.len() == 50 && bytes.windows(2).all(|w| w[0] >= w[1]),
         "{bytes:?}"
+    );
+    // The status names the SQLite sink and what it wrote (flows, series points, alerts).
+    let (_, body) = get(d.addr, "/api/v1/status");
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status["ready"], true, "{status}");
+    let sqlite = &status["sinks"][0];
+    assert_eq!(sqlite["name"], "sqlite", "{status}");
+    assert!(sqlite["written"].as_u64().unwrap() > 1994, "{status}");
+    assert_eq!(
+        (&sqlite["connected"], &sqlite["dropped"]),
+        (&serde_json::json!(true), &serde_json::json!(0))
     );
     // A cursor that is not one, a cursor of another sort order, a sort the store cannot do:
     // 400 with a JSON error, never a 500.

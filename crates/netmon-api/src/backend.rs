@@ -53,6 +53,43 @@ pub trait ApiBackend: Send + Sync + 'static {
     /// Appends the engine's metrics (`netmon_*_total` counters, gauges) to `out`. The API adds
     /// its own `netmon_api_*` metrics after these.
     fn metrics(&self, out: &mut MetricsWriter);
+
+    /// The daemon's state for `/api/v1/status`: version, uptime, and each sink (store,
+    /// database, exporters) with whether it is connected, what waits, the last error. The
+    /// default has no sinks.
+    fn status(&self) -> StatusView {
+        StatusView::default()
+    }
+}
+
+/// `/api/v1/status`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct StatusView {
+    /// The daemon's version.
+    pub version: String,
+    /// Seconds since it started.
+    pub uptime_secs: u64,
+    /// Ready to serve data (sources open).
+    pub ready: bool,
+    /// Where records go.
+    pub sinks: Vec<SinkStatus>,
+}
+
+/// One sink's state.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct SinkStatus {
+    /// `sqlite`, `postgres`, `ipfix`, `syslog`.
+    pub name: String,
+    /// Its last write reached its destination.
+    pub connected: bool,
+    /// Rows (or records) waiting to be written (queued or spooled).
+    pub pending: u64,
+    /// Rows written since the start, where the sink counts them.
+    pub written: Option<u64>,
+    /// Rows lost (dropped queues, spool over its bound).
+    pub dropped: u64,
+    /// The last error, if any.
+    pub last_error: Option<String>,
 }
 
 /// One capture interface and its counters.

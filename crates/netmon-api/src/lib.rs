@@ -6,6 +6,7 @@
 //! | `GET /readyz` | `200` once [`ApiBackend::ready`], else `503` |
 //! | `GET /metrics` | Prometheus text format 0.0.4 |
 //! | `GET /api/v1/interfaces` | capture interfaces and their counters |
+//! | `GET /api/v1/status` | version, uptime, readiness, each sink (store, database, exporters) |
 //! | `GET /api/v1/flows` | active flows: `host`, `port`, `app`, `domain`, `sort`, `order`, `limit` |
 //! | `GET /api/v1/flows/history` | stored flows: `from`, `to`, the same filters, `limit`, `cursor` |
 //! | `GET /api/v1/stats` | window metrics per interface and protocol, protocol hierarchy |
@@ -92,7 +93,7 @@ pub mod time;
 
 pub use backend::{
     ApiBackend, BackendError, DEFAULT_LIMIT, EventBus, FlowFilter, HistoryPage, HistoryQuery,
-    InterfaceInfo, LiveEvent, Order, SortKey, StatsView, TopTalkers,
+    InterfaceInfo, LiveEvent, Order, SinkStatus, SortKey, StatsView, StatusView, TopTalkers,
 };
 pub use error::ApiError;
 pub use query::{DEFAULT_TOP_N, MAX_FLOWS_LIMIT, MAX_PAGE_LIMIT, MAX_QUERY_LEN, MAX_TOP_N};

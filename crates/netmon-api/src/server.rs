@@ -217,6 +217,7 @@ fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/readyz", get(readyz)),
         ("/metrics", get(metrics_text)),
         ("/api/v1/interfaces", get(interfaces)),
+        ("/api/v1/status", get(status)),
         ("/api/v1/flows", get(flows)),
         ("/api/v1/flows/history", get(history)),
         ("/api/v1/stats", get(stats)),
@@ -424,6 +425,12 @@ async fn metrics_text(
         HeaderValue::from_static(metrics::CONTENT_TYPE),
     );
     Ok(r)
+}
+
+async fn status(State(st): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, HttpError> {
+    query::none(q.as_deref())?;
+    let v = call(&st, |b| b.status()).await?;
+    Ok(json(StatusCode::OK, &v))
 }
 
 async fn interfaces(
