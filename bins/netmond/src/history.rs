@@ -97,6 +97,12 @@ impl StoreSink {
         }
     }
 
+    /// Hands everything buffered to the writer now (the writer goes on: a PostgreSQL sink's
+    /// spool keeps draining while a finished replay is served).
+    pub(crate) fn send_pending(&mut self, shared: &Shared) {
+        self.send_all(shared);
+    }
+
     fn send_all(&mut self, shared: &Shared) {
         self.last_send = Instant::now();
         if !self.flows.is_empty() {

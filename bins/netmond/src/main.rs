@@ -460,17 +460,23 @@ fn run(args: &Args) -> anyhow::Result<()> {
         x.finish(&shared);
     }
     sink.store.take().map(|st| st.finish(&shared)).transpose()?;
-    if let Some(pg) = sink.pg.take() {
-        // Whatever did not reach the database is in the spool, on disk: not an error to exit on.
-        if let Err(e) = pg.finish(&shared) {
-            warn!("storage.postgres: {e}");
-        }
+    // The PostgreSQL sink's writer stays up while a finished replay is served: its spool
+    // drains whenever the database comes back. Closed at the exit below.
+    let mut pg = sink.pg.take();
+    if let Some(pg) = pg.as_mut() {
+        pg.send_pending(&shared);
     }
     if api.is_some() && !stop.is_stopped() {
         // A replay finished: its flows, statistics and alerts stay served until a signal.
         info!("source finished; serving the results until SIGINT or SIGTERM");
         while !stop.is_stopped() {
             std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    if let Some(pg) = pg.take() {
+        // What did not reach the database is in the spool, on disk: not an error to exit on.
+        if let Err(e) = pg.finish(&shared) {
+            warn!("storage.postgres: {e}");
         }
     }
     shared.ready.store(false, Ordering::Release);
