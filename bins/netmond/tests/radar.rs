@@ -89,6 +89,8 @@ fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String, Strin
 struct Daemon {
     child: Child,
     addr: SocketAddr,
+    /// Its stderr (log level info), shown when a browser check fails.
+    log: std::path::PathBuf,
 }
 
 impl Daemon {
@@ -100,16 +102,17 @@ impl Daemon {
             &cfg,
             format!(
                 "capture:\n  file: {}\nreplay:\n  speed: {speed}\nstorage:\n  enabled: false\n\
-                 api:\n  bind: 127.0.0.1:{port}\n{token}log:\n  level: warn\n",
+                 api:\n  bind: 127.0.0.1:{port}\n{token}log:\n  level: info\n",
                 file.display()
             ),
         )
         .unwrap();
+        let log = cfg.with_extension("log");
         let mut child = Command::new(BIN)
             .args(["--config", cfg.to_str().unwrap()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
             .spawn()
             .unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -122,7 +125,18 @@ impl Daemon {
             );
             std::thread::sleep(Duration::from_millis(30));
         }
-        Daemon { child, addr }
+        Daemon { child, addr, log }
+    }
+
+    /// Whether it still runs, and its log: what a failed browser check reports.
+    fn diagnose(&mut self) -> String {
+        let state = match self.child.try_wait() {
+            Ok(None) => "still running".to_owned(),
+            Ok(Some(s)) => format!("exited: {s}"),
+            Err(e) => format!("unknown: {e}"),
+        };
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        format!("netmond {state}; its log:\n{log}")
     }
 
     fn url(&self) -> String {
@@ -137,8 +151,9 @@ impl Drop for Daemon {
     }
 }
 
-/// Runs `tests/browser/radar.mjs` with `args`; its output is printed; returns it on success.
-fn run_browser(args: &[&str]) -> String {
+/// Runs `tests/browser/radar.mjs` with `args` against `d`; its output is printed; returns it on
+/// success (on failure, the daemon's state and log are in the message).
+fn run_browser(d: &mut Daemon, args: &[&str]) -> String {
     let script = repo().join("tests/browser/radar.mjs");
     let out = Command::new("node")
         .arg(&script)
@@ -151,8 +166,9 @@ fn run_browser(args: &[&str]) -> String {
     eprintln!("{}", String::from_utf8_lossy(&out.stderr));
     assert!(
         out.status.success(),
-        "the browser checks failed ({}):\n{text}",
-        out.status
+        "the browser checks failed ({}):\n{text}\n{}",
+        out.status,
+        d.diagnose()
     );
     text
 }
@@ -298,7 +314,7 @@ fn radar_live_replay() {
     write_pcap(&file, all);
 
     const TOKEN: &str = "radar-test-token-0123456789";
-    let d = Daemon::start("live", &file, "2x", Some(TOKEN));
+    let mut d = Daemon::start("live", &file, "2x", Some(TOKEN));
     // The page loads without the token; data does not.
     let (status, head, body) = get(d.addr, "/", None);
     assert_eq!(status, 200);
@@ -333,7 +349,7 @@ fn radar_live_replay() {
         args.extend(["--shot".to_owned(), s]);
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let text = run_browser(&args);
+    let text = run_browser(&mut d, &args);
     assert!(text.contains("RESULT: PASS"));
 }
 
@@ -366,7 +382,7 @@ fn radar_renders_hostile_names_as_text() {
     let file = Path::new(env!("CARGO_TARGET_TMPDIR")).join("radar-xss.pcap");
     write_pcap(&file, recs);
     // What the classifier keeps of them is what the page must show literally.
-    let d = Daemon::start("xss", &file, "realtime", None);
+    let mut d = Daemon::start("xss", &file, "realtime", None);
     let t = Instant::now();
     let flows = loop {
         let (_, _, body) = get(d.addr, "/api/v1/flows", None);
@@ -390,16 +406,20 @@ fn radar_renders_hostile_names_as_text() {
     assert!(names.contains(&SNI), "the SNI is kept as is: {names:?}");
     assert!(names.contains(&HOST), "the Host is kept as is: {names:?}");
     let out = out_dir();
-    let text = run_browser(&[
-        "xss",
-        &d.url(),
-        "--out",
-        out.to_str().unwrap(),
-        "--hostile",
-        SNI,
-        "--hostile",
-        HOST,
-    ]);
+    let url = d.url();
+    let text = run_browser(
+        &mut d,
+        &[
+            "xss",
+            &url,
+            "--out",
+            out.to_str().unwrap(),
+            "--hostile",
+            SNI,
+            "--hostile",
+            HOST,
+        ],
+    );
     assert!(text.contains("ok: no script ran"));
 }
 
@@ -429,15 +449,19 @@ fn radar_stays_responsive_with_5000_flows() {
             .unwrap();
         assert!(ok.success(), "gen_pcap.py failed");
     }
-    let d = Daemon::start("perf", &file, "realtime", None);
+    let mut d = Daemon::start("perf", &file, "realtime", None);
     let out = out_dir();
-    let text = run_browser(&[
-        "perf",
-        &d.url(),
-        "--out",
-        out.to_str().unwrap(),
-        "--seconds",
-        "15",
-    ]);
+    let url = d.url();
+    let text = run_browser(
+        &mut d,
+        &[
+            "perf",
+            &url,
+            "--out",
+            out.to_str().unwrap(),
+            "--seconds",
+            "15",
+        ],
+    );
     assert!(text.contains("PERF {"));
 }
