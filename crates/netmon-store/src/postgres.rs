@@ -60,6 +60,8 @@ pub struct PgStore {
     pg: postgres::Config,
     client: Option<Client>,
     timescale: bool,
+    /// Partitions known to exist: (table, day).
+    partitions: std::collections::HashSet<(&'static str, i64)>,
 }
 
 impl core::fmt::Debug for PgStore {
@@ -131,7 +133,7 @@ CREATE TABLE flows (
     ssh_server        text,
     stun_software     text,
     domain            text
-);
+){FLOWS_PARTITIONING};
 CREATE INDEX flows_first_seen ON flows (first_seen);
 CREATE INDEX flows_src_ip ON flows (src_ip);
 CREATE INDEX flows_dst_ip ON flows (dst_ip);
@@ -154,7 +156,7 @@ CREATE TABLE series (
     bps             double precision,
     new_flows_per_s double precision,
     active_flows    bigint NOT NULL
-);
+){SERIES_PARTITIONING};
 CREATE UNIQUE INDEX series_key
     ON series (host, run_id, window_secs, iface, layer, proto, start_ns, start);
 CREATE INDEX series_start ON series (start);
@@ -177,11 +179,34 @@ CREATE TABLE alerts (
 CREATE INDEX alerts_ts ON alerts (ts);
 "#;
 
-/// The flow key without TimescaleDB.
-const FLOW_KEY_PLAIN: &str = "host, run_id, id";
-/// A hypertable's unique index must contain its time column; `first_seen` of a flow never
-/// changes, so the key is the same.
-const FLOW_KEY_TIMESCALE: &str = "host, run_id, id, first_seen";
+/// The flow key. A partitioned table's (or a hypertable's) unique index must contain its time
+/// column; `first_seen` of a flow never changes, so the key is the same as `(host, run_id, id)`.
+const FLOW_KEY: &str = "host, run_id, id, first_seen";
+
+/// Length of one partition of the plain (not TimescaleDB) `flows` and `series` tables: a day,
+/// so that retention can drop whole partitions and time-range queries prune to their days.
+const PARTITION_NS: i64 = 86_400 * 1_000_000_000;
+
+/// The day (partition number) of a time in nanoseconds.
+fn day_of(ns: i64) -> i64 {
+    ns.div_euclid(PARTITION_NS)
+}
+
+/// `CREATE TABLE IF NOT EXISTS flows_d19782 PARTITION OF flows FOR VALUES FROM (...) TO (...)`
+/// for day `day` of `table` (partitioned on `column`, a timestamptz).
+fn partition_ddl(table: &str, day: i64) -> String {
+    let bound = |d: i64| {
+        netmon_types::Timestamp(d.saturating_mul(PARTITION_NS))
+            .rfc3339()
+            .to_string()
+    };
+    format!(
+        "CREATE TABLE IF NOT EXISTS {table}_d{day} PARTITION OF {table} \
+         FOR VALUES FROM ('{}') TO ('{}')",
+        bound(day),
+        bound(day.saturating_add(1))
+    )
+}
 
 /// Nanoseconds (an SQL expression) as `timestamptz`, exact to the microsecond.
 fn ts_expr(ns: &str) -> String {
@@ -384,6 +409,7 @@ impl PgStore {
             pg,
             client: None,
             timescale: false,
+            partitions: std::collections::HashSet::new(),
         })
     }
 
@@ -435,6 +461,42 @@ impl PgStore {
             op: "connect",
             reason: "no connection".into(),
         })
+    }
+
+    /// Makes the day partitions of `table` that times `ns` fall in (plain tables only; a
+    /// hypertable makes its own chunks). Under an advisory lock, so that several netmonds
+    /// making the same day do not collide.
+    fn ensure_partitions(
+        &mut self,
+        table: &'static str,
+        ns: impl Iterator<Item = i64>,
+    ) -> Result<(), StoreError> {
+        self.client()?;
+        if self.timescale {
+            return Ok(());
+        }
+        let mut days: Vec<i64> = ns.map(day_of).collect();
+        days.sort_unstable();
+        days.dedup();
+        days.retain(|d| !self.partitions.contains(&(table, *d)));
+        if days.is_empty() {
+            return Ok(());
+        }
+        let mut sql = String::from("SELECT pg_advisory_xact_lock(1852665711);");
+        for d in &days {
+            sql.push_str(&partition_ddl(table, *d));
+            sql.push(';');
+        }
+        let r = {
+            let c = self.client()?;
+            c.transaction().and_then(|mut tx| {
+                tx.batch_execute(&sql)?;
+                tx.commit()
+            })
+        };
+        r.map_err(|e| self.err("create partitions", e))?;
+        self.partitions.extend(days.into_iter().map(|d| (table, d)));
+        Ok(())
     }
 
     fn upsert(&mut self, op: &'static str, sql: &str, json: &str) -> Result<(), StoreError> {
@@ -504,21 +566,33 @@ fn migrate(c: &mut Client, cfg: &PgConfig) -> Result<bool, StoreError> {
         }
     }
     if version < 1 {
-        tx.batch_execute(V1)
+        // Without TimescaleDB, flows and series are partitioned by day of their time column
+        // (partitions made on demand by the writes, [`PgStore::ensure_partitions`]).
+        let (fp, sp) = if timescale {
+            ("", "")
+        } else {
+            (
+                " PARTITION BY RANGE (first_seen)",
+                " PARTITION BY RANGE (start)",
+            )
+        };
+        let v1 = V1
+            .replace("{FLOWS_PARTITIONING}", fp)
+            .replace("{SERIES_PARTITIONING}", sp);
+        tx.batch_execute(&v1)
             .map_err(pe("create schema version 1"))?;
-        let key = if timescale {
+        if timescale {
             // Untested here (Debian's postgresql has no TimescaleDB): the hypertable path.
             tx.batch_execute(
                 "SELECT create_hypertable('flows', 'first_seen', if_not_exists => TRUE); \
                  SELECT create_hypertable('series', 'start', if_not_exists => TRUE);",
             )
             .map_err(pe("create hypertables"))?;
-            FLOW_KEY_TIMESCALE
-        } else {
-            FLOW_KEY_PLAIN
-        };
-        tx.batch_execute(&format!("CREATE UNIQUE INDEX flows_key ON flows ({key})"))
-            .map_err(pe("create flows_key"))?;
+        }
+        tx.batch_execute(&format!(
+            "CREATE UNIQUE INDEX flows_key ON flows ({FLOW_KEY})"
+        ))
+        .map_err(pe("create flows_key"))?;
         tx.execute("INSERT INTO netmon_schema (version) VALUES (1)", &[])
             .map_err(pe("record the schema version"))?;
     }
@@ -594,14 +668,8 @@ impl Store for PgStore {
         }
         let rows = dedup(rows, |r| (r.run_id, r.id), flow_newer);
         let json = to_json(&rows)?;
-        // Connect first: the key depends on what the connection found.
-        self.client()?;
-        let key = if self.timescale {
-            FLOW_KEY_TIMESCALE
-        } else {
-            FLOW_KEY_PLAIN
-        };
-        self.upsert("insert flows", &upsert_flows_sql(key), &json)
+        self.ensure_partitions("flows", rows.iter().map(|r| r.first_seen.0))?;
+        self.upsert("insert flows", &upsert_flows_sql(FLOW_KEY), &json)
     }
 
     fn write_series(&mut self, rows: &[SeriesRow]) -> Result<(), StoreError> {
@@ -623,6 +691,7 @@ impl Store for PgStore {
             |a, b| a.covered_secs > b.covered_secs,
         );
         let json = to_json(&rows)?;
+        self.ensure_partitions("series", rows.iter().map(|r| r.start.0))?;
         self.upsert("insert series", &upsert_series_sql(), &json)
     }
 

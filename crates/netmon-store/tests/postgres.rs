@@ -5,7 +5,9 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
-use netmon_store::{FlowRow, PgConfig, PgStore, RunInfo, SpoolConfig, SpoolingStore, Store};
+use netmon_store::{
+    FlowRow, PgConfig, PgStore, RunInfo, SeriesRow, SpoolConfig, SpoolingStore, Store,
+};
 use netmon_types::Timestamp;
 use postgres::{Client, NoTls};
 
@@ -116,6 +118,73 @@ fn schema_is_created_and_writes_are_idempotent_upserts() {
     drop(s);
     let mut s = PgStore::connect(PgConfig::new(&db.url, "sensor1")).unwrap();
     assert_eq!(s.schema_version().unwrap(), 1);
+}
+
+/// Without TimescaleDB `flows` and `series` are partitioned by day of their time column:
+/// writes spanning three days make three partitions each, a row lands in its day's partition,
+/// and a time-range query touches only the partitions of its days.
+#[test]
+fn plain_tables_are_partitioned_by_day() {
+    let Some(db) = db("partitions") else { return };
+    let mut s = PgStore::connect(PgConfig::new(&db.url, "sensor1")).unwrap();
+    const DAY: i64 = 86_400;
+    let t0 = 1_700_006_400; // a UTC midnight
+    let flows: Vec<FlowRow> = (0..30u64)
+        .map(|i| {
+            let mut f = flow(1, i, 1, 1);
+            f.first_seen = Timestamp::from_secs_nanos(t0 + (i as i64 % 3) * DAY + 60, 0);
+            f.last_seen = Timestamp::from_secs_nanos(t0 + (i as i64 % 3) * DAY + 90, 0);
+            f
+        })
+        .collect();
+    s.write_flows(&flows).unwrap();
+    s.write_flows(&flows).unwrap(); // retried: same partitions, no duplicates
+    let series: Vec<SeriesRow> = (0..2)
+        .map(|d| SeriesRow {
+            run_id: 1,
+            start: Timestamp::from_secs_nanos(t0 + d * DAY, 0),
+            end: Timestamp::from_secs_nanos(t0 + d * DAY + 1, 0),
+            layer: "all".into(),
+            proto: "all".into(),
+            window_secs: 1,
+            covered_secs: 1,
+            ..SeriesRow::default()
+        })
+        .collect();
+    s.write_series(&series).unwrap();
+    let parts = |t: &str| {
+        count(
+            &db.url,
+            &format!("SELECT count(*) FROM pg_inherits WHERE inhparent = '{t}'::regclass"),
+        )
+    };
+    assert_eq!(parts("flows"), 3);
+    assert_eq!(parts("series"), 2);
+    assert_eq!(count(&db.url, "SELECT count(*) FROM flows"), 30);
+    let day = (t0 + DAY) / DAY;
+    assert_eq!(
+        count(&db.url, &format!("SELECT count(*) FROM flows_d{day}")),
+        10
+    );
+    // A one-day range is answered from that day's partition alone.
+    let mut c = Client::connect(&db.url, NoTls).unwrap();
+    let plan: Vec<String> = c
+        .query(
+            &format!(
+                "EXPLAIN SELECT count(*) FROM flows WHERE first_seen >= to_timestamp({}) \
+                 AND first_seen < to_timestamp({})",
+                t0 + DAY,
+                t0 + 2 * DAY
+            ),
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect();
+    let plan = plan.join("\n");
+    assert!(plan.contains(&format!("flows_d{day}")), "{plan}");
+    assert!(!plan.contains(&format!("flows_d{}", day - 1)), "{plan}");
 }
 
 #[test]
