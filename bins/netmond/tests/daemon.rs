@@ -793,51 +793,11 @@ fn exports_reach_nfcapd_and_syslog() {
     let Some(file) = corpus_file("ndpi_synscan.pcap") else {
         return;
     };
-    let have = |t: &str| Command::new(t).arg("-V").output().is_ok();
-    if !have("nfcapd") || !have("nfdump") {
-        assert!(
-            std::env::var_os("NETMON_REQUIRE_NFDUMP").is_none(),
-            "nfcapd/nfdump not installed (apt install nfdump)"
-        );
+    if !netmon_testkit::nfcapd::available() {
         return;
     }
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = temp("nfcapd");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut nfcapd = Command::new("nfcapd")
-        .args([
-            "-b",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-t",
-            "3600",
-            "-w",
-        ])
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t = Instant::now();
-    while !std::fs::read_dir(&dir).unwrap().any(|e| {
-        e.unwrap()
-            .file_name()
-            .to_string_lossy()
-            .starts_with("nfcapd.current")
-    }) {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "nfcapd did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(200));
+    let nfcapd = netmon_testkit::nfcapd::Nfcapd::start("netmond");
+    let port = nfcapd.port;
     let syslog = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     syslog
         .set_read_timeout(Some(Duration::from_millis(500)))
@@ -867,27 +827,7 @@ fn exports_reach_nfcapd_and_syslog() {
     while let Ok(n) = syslog.recv(&mut buf) {
         alerts.push(String::from_utf8_lossy(&buf[..n]).into_owned());
     }
-    std::thread::sleep(Duration::from_millis(300));
-    Command::new("kill")
-        .args(["-TERM", &nfcapd.id().to_string()])
-        .status()
-        .unwrap();
-    nfcapd.wait().unwrap();
-    let nf = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            let n = p.file_name().unwrap().to_string_lossy().into_owned();
-            n.starts_with("nfcapd.") && !n.contains("current")
-        })
-        .expect("nfcapd wrote no file");
-    let out = Command::new("nfdump")
-        .arg("-r")
-        .arg(&nf)
-        .args(["-q", "-N", "-o", "fmt:%pkt"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = nfcapd.stop_and_dump("%pkt");
     let pkts: Vec<u64> = text
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -903,6 +843,5 @@ fn exports_reach_nfcapd_and_syslog() {
             "{m}"
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
     remove_db(&db);
 }

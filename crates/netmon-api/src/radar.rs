@@ -36,28 +36,14 @@ pub enum Scope {
 impl Scope {
     /// The scope of `ip`, given this host's own addresses.
     pub fn of(ip: IpAddr, own: &[IpAddr]) -> Scope {
-        let ip = ip.to_canonical();
-        if ip.is_loopback() || ip.is_unspecified() || own.contains(&ip) {
+        use netmon_enrich::scope::{Scope as S, scope_of};
+        if own.contains(&ip.to_canonical()) {
             return Scope::Local;
         }
-        let internal = match ip {
-            IpAddr::V4(a) => {
-                let [b0, b1, ..] = a.octets();
-                a.is_private()
-                    || a.is_link_local()
-                    || a.is_multicast()
-                    || a.is_broadcast()
-                    || (b0 == 100 && (b1 & 0xc0) == 64)
-            }
-            IpAddr::V6(a) => {
-                let s0 = a.segments().first().copied().unwrap_or(0);
-                (s0 & 0xfe00) == 0xfc00 || (s0 & 0xffc0) == 0xfe80 || a.is_multicast()
-            }
-        };
-        if internal {
-            Scope::Internal
-        } else {
-            Scope::External
+        match scope_of(ip) {
+            S::Loopback | S::Unspecified => Scope::Local,
+            S::Private | S::Cgnat | S::LinkLocal | S::Multicast => Scope::Internal,
+            S::Public | S::Documentation | S::Reserved => Scope::External,
         }
     }
 }

@@ -6,10 +6,9 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use netmon_engine::{Engine, EngineConfig, EngineSink, FlowClass, FlowRecord};
 use netmon_export::ipfix::{IpfixConfig, IpfixExporter, Transport};
@@ -70,22 +69,9 @@ fn corpus(name: &str) -> Option<PathBuf> {
     netmon_testkit::corpus(env!("CARGO_MANIFEST_DIR")).map(|c| c.dir().join(name))
 }
 
-fn have(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("-V")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-}
-
 #[test]
 fn nfcapd_receives_every_flow_with_its_counts() {
-    if !have("nfcapd") || !have("nfdump") {
-        assert!(
-            std::env::var_os("NETMON_REQUIRE_NFDUMP").is_none(),
-            "nfcapd/nfdump not installed (apt install nfdump)"
-        );
+    if !netmon_testkit::nfcapd::available() {
         eprintln!("skipped: nfcapd/nfdump not installed");
         return;
     }
@@ -105,44 +91,8 @@ fn nfcapd_receives_every_flow_with_its_counts() {
         }
         recs.extend(r);
     }
-    let port = UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = std::env::temp_dir().join(format!("netmon-nfcapd-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut nfcapd = Command::new("nfcapd")
-        .args([
-            "-b",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-t",
-            "3600",
-            "-w",
-        ])
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // nfcapd is listening once its current file exists.
-    let t = Instant::now();
-    while !std::fs::read_dir(&dir).unwrap().any(|e| {
-        e.unwrap()
-            .file_name()
-            .to_string_lossy()
-            .starts_with("nfcapd.current")
-    }) {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "nfcapd did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(200));
+    let nfcapd = netmon_testkit::nfcapd::Nfcapd::start("export");
+    let port = nfcapd.port;
     let mut cfg = IpfixConfig::udp(format!("127.0.0.1:{port}").parse().unwrap());
     cfg.domain_id = 7;
     let mut ex = IpfixExporter::new(cfg).unwrap();
@@ -158,33 +108,7 @@ fn nfcapd_receives_every_flow_with_its_counts() {
         .sum();
     assert_eq!(st.records, directions);
     assert_eq!(st.send_errors, 0);
-    std::thread::sleep(Duration::from_millis(500));
-    // SIGTERM: nfcapd writes its file and exits.
-    Command::new("kill")
-        .args(["-TERM", &nfcapd.id().to_string()])
-        .status()
-        .unwrap();
-    nfcapd.wait().unwrap();
-    let file = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            let n = p.file_name().unwrap().to_string_lossy().into_owned();
-            n.starts_with("nfcapd.") && !n.contains("current")
-        })
-        .expect("nfcapd wrote no file");
-    let out = Command::new("nfdump")
-        .arg("-r")
-        .arg(&file)
-        .args(["-q", "-N", "-6", "-o", "fmt:%pr,%sa,%da,%sp,%dp,%pkt,%byt"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = nfcapd.stop_and_dump("%pr,%sa,%da,%sp,%dp,%pkt,%byt");
     let mut got: BTreeMap<Key, (u64, u64)> = BTreeMap::new();
     let mut lines = 0;
     for l in text.lines().filter(|l| !l.trim().is_empty()) {
@@ -227,7 +151,6 @@ fn nfcapd_receives_every_flow_with_its_counts() {
         o
     };
     assert_eq!(strip(&got), strip(&want));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Over TCP: one stream of messages, templates first, each message's length field right,

@@ -33,6 +33,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub mod mmdb;
 #[cfg(target_os = "linux")]
 pub mod netns;
+pub mod nfcapd;
 pub mod oracle;
 pub mod tls;
 
