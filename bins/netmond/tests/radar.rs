@@ -293,7 +293,9 @@ fn conversation(server: [u8; 4], port: u16, request: &[u8], start: u32, secs: u3
 // ----------------------------------------------------------------------------- the tests
 
 /// The synscan capture with a TLS conversation (SNI clients2.google.com) moved 12 s into it,
-/// replayed at 2x behind a token: blips, chart, the SNI in the table, the scan alert.
+/// replayed at half speed behind a token (46 s: a browser that starts slowly on a loaded machine
+/// still meets the live data; at 2x CI once saw the replay end before the page was up): blips,
+/// chart, the SNI in the table, the scan alert.
 #[test]
 fn radar_live_replay() {
     if !browser_available("radar_live_replay") {
@@ -314,7 +316,7 @@ fn radar_live_replay() {
     write_pcap(&file, all);
 
     const TOKEN: &str = "radar-test-token-0123456789";
-    let mut d = Daemon::start("live", &file, "2x", Some(TOKEN));
+    let mut d = Daemon::start("live", &file, "0.5x", Some(TOKEN));
     // The page loads without the token; data does not.
     let (status, head, body) = get(d.addr, "/", None);
     assert_eq!(status, 200);
