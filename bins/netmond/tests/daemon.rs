@@ -164,11 +164,21 @@ fn replay_serves_every_endpoint() {
     );
     // The replay runs at full speed: wait for its last records.
     let t = Instant::now();
-    while !get(d.addr, "/metrics")
-        .1
-        .contains("netmon_flows_ended_total ")
-    {
-        assert!(t.elapsed() < Duration::from_secs(20));
+    // (The metric is there from the start with 0: wait until the shard has processed all 2 011
+    // frames of the capture and the records are out.)
+    let drained = |m: &str| {
+        m.lines()
+            .any(|l| l == "netmon_stage_packets_out_total{stage=\"shard\",shard=\"0\"} 2011")
+            && m.lines().any(|l| {
+                l.strip_prefix("netmon_flows_ended_total ")
+                    .is_some_and(|v| v.parse::<u64>().is_ok_and(|n| n > 0))
+            })
+    };
+    while !drained(&get(d.addr, "/metrics").1) {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the replay did not drain"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let (code, body) = get(d.addr, "/healthz");
