@@ -10,19 +10,24 @@
 // options: --token T (typed into the page's token form), --out DIR (screenshots),
 //          --shot FILE (one extra screenshot, e.g. docs/radar.png), --seconds N
 //
+// With <url> `-`, the browser starts first, prints `READY` and reads the URL from a line of
+// standard input: the test starts netmond (and its replay) only once the browser is up, so a
+// slowly starting Chromium cannot miss a replay's live flows.
+//
 // Exit status 0 when every check passed; failures are printed with the page's state.
 import { chromium } from 'playwright-core';
+import { createInterface } from 'node:readline';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const [mode, url, ...rest] = process.argv.slice(2);
+const [mode, urlArg, ...rest] = process.argv.slice(2);
 const opt = { hostile: [] };
 for (let i = 0; i < rest.length; i += 2) {
   const k = rest[i].replace(/^--/, '');
   if (k === 'hostile') opt.hostile.push(rest[i + 1]); else opt[k] = rest[i + 1];
 }
-if (!mode || !url) {
+if (!mode || !urlArg) {
   console.error('usage: radar.mjs live|xss|perf URL [--token T] [--out DIR] ...');
   process.exit(2);
 }
@@ -92,6 +97,14 @@ async function hoverBlip(addr) {
   });
 }
 
+let url = urlArg;
+if (url === '-') {
+  console.log('READY');
+  const lines = createInterface({ input: process.stdin });
+  for await (const line of lines) { url = line.trim(); break; }
+  lines.close();
+  if (!url || url === '-') { console.error('no URL on standard input'); process.exit(2); }
+}
 await page.goto(url, { waitUntil: 'domcontentloaded' });
 if (opt.token) {
   await page.waitForSelector('#login:not(.hidden)', { timeout: 15000 });

@@ -12,12 +12,9 @@ use common::free_port;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_netmond");
-/// One browser at a time: the machine has two cores.
-static BROWSER: Mutex<()> = Mutex::new(());
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -151,26 +148,102 @@ impl Drop for Daemon {
     }
 }
 
-/// Runs `tests/browser/radar.mjs` with `args` against `d`; its output is printed; returns it on
-/// success (on failure, the daemon's state and log are in the message).
-fn run_browser(d: &mut Daemon, args: &[&str]) -> String {
-    let script = repo().join("tests/browser/radar.mjs");
-    let out = Command::new("node")
-        .arg(&script)
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    println!("{text}");
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    assert!(
-        out.status.success(),
-        "the browser checks failed ({}):\n{text}\n{}",
-        out.status,
-        d.diagnose()
-    );
-    text
+/// `tests/browser/radar.mjs` started before the daemon: Chromium is launched and waits for the
+/// URL, so its start-up (seconds on a loaded machine) cannot race the replay it is to watch.
+struct Browser {
+    child: Child,
+    /// Its standard output, line by line, from a reader thread.
+    lines: std::sync::mpsc::Receiver<String>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Browser {
+    /// Starts the script in `mode` with `args` and waits until its browser is up.
+    fn launch(mode: &str, args: &[&str]) -> Browser {
+        use std::io::{BufRead, Read};
+        let script = repo().join("tests/browser/radar.mjs");
+        let mut child = Command::new("node")
+            .arg(&script)
+            .args([mode, "-"])
+            .args(args)
+            .current_dir(repo())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stderr.read_to_string(&mut s);
+            s
+        });
+        let mut b = Browser {
+            child,
+            lines,
+            stderr: Some(stderr),
+        };
+        match b.lines.recv_timeout(Duration::from_secs(120)) {
+            Ok(l) if l == "READY" => b,
+            other => {
+                let _ = b.child.kill();
+                let _ = b.child.wait();
+                let err = b.stderr.take().unwrap().join().unwrap_or_default();
+                panic!("the browser did not start: {other:?}\n{err}")
+            }
+        }
+    }
+
+    /// Sends the page's URL, waits for the checks to end and returns their output (printed);
+    /// on failure the daemon's state and log are in the message.
+    fn run(mut self, d: &mut Daemon) -> String {
+        use std::io::Write;
+        let mut stdin = self.child.stdin.take().unwrap();
+        writeln!(stdin, "{}", d.url()).unwrap();
+        drop(stdin);
+        let mut text = String::new();
+        let t = Instant::now();
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(1)) {
+                Ok(line) => {
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if t.elapsed() > Duration::from_secs(300) {
+                        let _ = self.child.kill();
+                    }
+                }
+            }
+        }
+        let status = self.child.wait().unwrap();
+        println!("{text}");
+        eprintln!("{}", self.stderr.take().unwrap().join().unwrap_or_default());
+        assert!(
+            status.success(),
+            "the browser checks failed ({status}):\n{text}\n{}",
+            d.diagnose()
+        );
+        text
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 // ----------------------------------------------------------------------------- pcap files
@@ -293,9 +366,9 @@ fn conversation(server: [u8; 4], port: u16, request: &[u8], start: u32, secs: u3
 // ----------------------------------------------------------------------------- the tests
 
 /// The synscan capture with a TLS conversation (SNI clients2.google.com) moved 12 s into it,
-/// replayed at half speed behind a token (46 s: a browser that starts slowly on a loaded machine
-/// still meets the live data; at 2x CI once saw the replay end before the page was up): blips,
-/// chart, the SNI in the table, the scan alert.
+/// replayed at half speed (46 s) behind a token to a browser started before the daemon (CI once
+/// saw a 2x replay end before a slowly starting browser was up): blips, chart, the SNI in the
+/// table, the scan alert.
 #[test]
 fn radar_live_replay() {
     if !browser_available("radar_live_replay") {
@@ -306,7 +379,6 @@ fn radar_live_replay() {
         eprintln!("radar_live_replay: skipped: no shared corpus");
         return;
     };
-    let _one = BROWSER.lock().unwrap_or_else(|p| p.into_inner());
     let scan = read_pcap(&corpus.dir().join("ndpi_synscan.pcap"));
     let tls = read_pcap(&corpus.dir().join("arkime_tls-split-client-hello.pcap"));
     let (s0, t0) = (scan[0].0, tls[0].0);
@@ -316,23 +388,9 @@ fn radar_live_replay() {
     write_pcap(&file, all);
 
     const TOKEN: &str = "radar-test-token-0123456789";
-    let mut d = Daemon::start("live", &file, "0.5x", Some(TOKEN));
-    // The page loads without the token; data does not.
-    let (status, head, body) = get(d.addr, "/", None);
-    assert_eq!(status, 200);
-    assert!(head.contains("content-security-policy: default-src 'self'; script-src 'self'"));
-    assert!(head.contains("x-content-type-options: nosniff"));
-    assert!(body.contains("/assets/app.js"));
-    assert_eq!(get(d.addr, "/assets/app.js", None).0, 200);
-    assert_eq!(get(d.addr, "/api/v1/flows", None).0, 401);
-    assert_eq!(get(d.addr, "/api/v1/events", None).0, 401);
-    assert_eq!(get(d.addr, "/api/v1/flows", Some(TOKEN)).0, 200);
-
     let out = out_dir();
     let shot = std::env::var("NETMON_RADAR_SHOT").ok();
     let mut args = vec![
-        "live",
-        &d.url(),
         "--token",
         TOKEN,
         "--out",
@@ -351,7 +409,21 @@ fn radar_live_replay() {
         args.extend(["--shot".to_owned(), s]);
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let text = run_browser(&mut d, &args);
+    // The browser first, then the daemon: the replay starts once Chromium is up.
+    let browser = Browser::launch("live", &args);
+    let mut d = Daemon::start("live", &file, "0.5x", Some(TOKEN));
+    // The page loads without the token; data does not.
+    let (status, head, body) = get(d.addr, "/", None);
+    assert_eq!(status, 200);
+    assert!(head.contains("content-security-policy: default-src 'self'; script-src 'self'"));
+    assert!(head.contains("x-content-type-options: nosniff"));
+    assert!(body.contains("/assets/app.js"));
+    assert_eq!(get(d.addr, "/assets/app.js", None).0, 200);
+    assert_eq!(get(d.addr, "/api/v1/flows", None).0, 401);
+    assert_eq!(get(d.addr, "/api/v1/events", None).0, 401);
+    assert_eq!(get(d.addr, "/api/v1/flows", Some(TOKEN)).0, 200);
+
+    let text = browser.run(&mut d);
     assert!(text.contains("RESULT: PASS"));
 }
 
@@ -363,7 +435,6 @@ fn radar_renders_hostile_names_as_text() {
         return;
     }
     let _one = one_browser();
-    let _one = BROWSER.lock().unwrap_or_else(|p| p.into_inner());
     const SNI: &str = "<img src=x onerror=alert(1)>";
     const HOST: &str = "<svg onload=alert(2)><script>alert(3)</script>";
     let mut recs = conversation(
@@ -383,9 +454,21 @@ fn radar_renders_hostile_names_as_text() {
     ));
     let file = Path::new(env!("CARGO_TARGET_TMPDIR")).join("radar-xss.pcap");
     write_pcap(&file, recs);
-    // What the classifier keeps of them is what the page must show literally.
-    // A quarter speed (about 36 s): the page must meet the flows while they are active (a
-    // slowly starting browser on a loaded machine once missed a real-time replay).
+    // What the classifier keeps of them is what the page must show literally. The browser is
+    // up before the replay starts; the quarter speed (about 36 s) leaves the page time to load
+    // on a loaded machine while the flows are active.
+    let out = out_dir();
+    let browser = Browser::launch(
+        "xss",
+        &[
+            "--out",
+            out.to_str().unwrap(),
+            "--hostile",
+            SNI,
+            "--hostile",
+            HOST,
+        ],
+    );
     let mut d = Daemon::start("xss", &file, "0.25x", None);
     let t = Instant::now();
     let flows = loop {
@@ -409,21 +492,7 @@ fn radar_renders_hostile_names_as_text() {
         .collect();
     assert!(names.contains(&SNI), "the SNI is kept as is: {names:?}");
     assert!(names.contains(&HOST), "the Host is kept as is: {names:?}");
-    let out = out_dir();
-    let url = d.url();
-    let text = run_browser(
-        &mut d,
-        &[
-            "xss",
-            &url,
-            "--out",
-            out.to_str().unwrap(),
-            "--hostile",
-            SNI,
-            "--hostile",
-            HOST,
-        ],
-    );
+    let text = browser.run(&mut d);
     assert!(text.contains("ok: no script ran"));
 }
 
@@ -442,7 +511,6 @@ fn radar_stays_responsive_with_5000_flows() {
         eprintln!("radar_stays_responsive_with_5000_flows: skipped: no shared/tools/gen_pcap.py");
         return;
     };
-    let _one = BROWSER.lock().unwrap_or_else(|p| p.into_inner());
     let file = Path::new(env!("CARGO_TARGET_TMPDIR")).join("radar-5000-flows.pcap");
     if !file.exists() {
         let ok = Command::new("python3")
@@ -453,19 +521,9 @@ fn radar_stays_responsive_with_5000_flows() {
             .unwrap();
         assert!(ok.success(), "gen_pcap.py failed");
     }
-    let mut d = Daemon::start("perf", &file, "realtime", None);
     let out = out_dir();
-    let url = d.url();
-    let text = run_browser(
-        &mut d,
-        &[
-            "perf",
-            &url,
-            "--out",
-            out.to_str().unwrap(),
-            "--seconds",
-            "15",
-        ],
-    );
+    let browser = Browser::launch("perf", &["--out", out.to_str().unwrap(), "--seconds", "15"]);
+    let mut d = Daemon::start("perf", &file, "realtime", None);
+    let text = browser.run(&mut d);
     assert!(text.contains("PERF {"));
 }
