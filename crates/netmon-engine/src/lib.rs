@@ -192,6 +192,9 @@ pub enum ConfigError {
     /// The statistics configuration was refused (e.g. a threshold rule does not parse).
     #[error("stats: {0}")]
     Stats(#[from] netmon_stats::ConfigError),
+    /// The operating system refused to start a pipeline thread.
+    #[error("cannot start a pipeline thread: {0} (check the process and memory limits)")]
+    Thread(#[source] std::io::Error),
 }
 
 impl<E: FlowExt> Engine<E>

@@ -357,20 +357,29 @@ pub fn run_sharded<S: PipelineSink>(
             let counters = Arc::clone(&counters);
             let every = shards.active_every;
             let observe = (has_stats, shards.processes);
-            handles.push(scope.spawn(move || {
-                shard_loop(
-                    i, engine, every, observe, rx, free_tx, evf_rx, ev_tx, &counters,
-                )
-            }));
+            // Named, so that profiles and `top -H` tell the stages apart.
+            let h = std::thread::Builder::new()
+                .name(format!("netmon-shard-{i}"))
+                .spawn_scoped(scope, move || {
+                    shard_loop(
+                        i, engine, every, observe, rx, free_tx, evf_rx, ev_tx, &counters,
+                    )
+                });
+            match h {
+                Ok(h) => handles.push(h),
+                Err(e) => return Err(e),
+            }
         }
         drop(ev_tx);
 
         // Aggregator.
         let agg_counters = Arc::clone(&counters);
         let stats_ref = &mut stats;
-        let agg = scope.spawn(move || {
-            aggregate(ev_rx, ev_free_tx, stats_ref, sink, &agg_counters);
-        });
+        let agg = std::thread::Builder::new()
+            .name("netmon-aggregate".into())
+            .spawn_scoped(scope, move || {
+                aggregate(ev_rx, ev_free_tx, stats_ref, sink, &agg_counters);
+            })?;
 
         // Reader (this thread).
         let stop = source.stop_handle();
@@ -390,9 +399,9 @@ pub fn run_sharded<S: PipelineSink>(
             .map(|h| h.join().unwrap_or_default())
             .collect();
         let _ = agg.join();
-        (summaries, error)
+        Ok((summaries, error))
     });
-    let (summaries, error) = result;
+    let (summaries, error) = result.map_err(ConfigError::Thread)?;
     let mut summary = Summary::default();
     for s in &summaries {
         add_summary(&mut summary, s);
