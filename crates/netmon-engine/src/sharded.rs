@@ -245,6 +245,11 @@ struct Events {
     last: bool,
 }
 
+/// Most flow records one `Events` carries: a burst of ended flows (the end of a capture, a mass
+/// timeout) goes out in pieces of this size, so memory stays bounded by the queues' depth
+/// instead of growing with the flow table.
+const RECORDS_PER_EVENTS: usize = 1024;
+
 /// The shard engine's sink: collects events into the current `Events`.
 struct ShardSink {
     cur: Events,
@@ -253,6 +258,41 @@ struct ShardSink {
     /// Observations go to the aggregator's statistics (else they only serve `processes`).
     stats: bool,
     processes: Option<crate::enrich::ProcessTracker>,
+    /// Where full `Events` go, and the recycled ones come back from.
+    out: Sender<Events>,
+    recycled: Receiver<Events>,
+}
+
+impl ShardSink {
+    /// Sends the current `Events` with `clock` (even an empty one carries the shard's clock,
+    /// its watermark) and starts the next, recycled when one is back, counted in the same
+    /// second.
+    fn send(&mut self, clock: Timestamp) {
+        let mut next = match self.recycled.try_recv() {
+            Ok(mut e) => {
+                e.evs.clear();
+                e.records.clear();
+                e.active = None;
+                e.last = false;
+                e
+            }
+            Err(_) => Events {
+                shard: self.cur.shard,
+                clock: Timestamp::EPOCH,
+                tally: PacketTally::new(0),
+                evs: Vec::new(),
+                records: Vec::new(),
+                names: Arc::default(),
+                active: None,
+                last: false,
+            },
+        };
+        next.names = Arc::clone(&self.cur.names);
+        next.tally.reset(clock.secs());
+        next.clock = clock;
+        let full = std::mem::replace(&mut self.cur, next);
+        let _ = self.out.send(full);
+    }
 }
 
 impl EngineSink<FlowClass> for ShardSink {
@@ -262,6 +302,12 @@ impl EngineSink<FlowClass> for ShardSink {
             r.enrich.process = t.take(r.id);
         }
         self.cur.records.push(r);
+        if self.cur.records.len() >= RECORDS_PER_EVENTS {
+            // The packets of this batch still count in its second: the next `Events` keeps
+            // the clock.
+            let clock = self.cur.clock;
+            self.send(clock);
+        }
     }
     fn packet_observed(&mut self, obs: &PacketObs<'_>) {
         if !self.stats {
@@ -660,40 +706,24 @@ fn shard_loop(
     ev_tx: Sender<Events>,
     counters: &PipelineCounters,
 ) -> Summary {
-    let fresh = |names: &Arc<Vec<Option<String>>>| Events {
-        shard: i,
-        clock: Timestamp::EPOCH,
-        tally: PacketTally::new(0),
-        evs: Vec::new(),
-        records: Vec::new(),
-        names: Arc::clone(names),
-        active: None,
-        last: false,
-    };
     let mut last_export = std::time::Instant::now();
     let mut names: Arc<Vec<Option<String>>> = Arc::default();
     let mut sink = ShardSink {
-        cur: fresh(&names),
+        cur: Events {
+            shard: i,
+            clock: Timestamp::EPOCH,
+            tally: PacketTally::new(0),
+            evs: Vec::new(),
+            records: Vec::new(),
+            names: Arc::clone(&names),
+            active: None,
+            last: false,
+        },
         now: Timestamp::EPOCH,
         stats,
         processes: processes.then(crate::enrich::ProcessTracker::new),
-    };
-    // Always sends (even an empty `Events` carries the shard's clock, its watermark).
-    let send = |sink: &mut ShardSink, names: &Arc<Vec<Option<String>>>, clock: Timestamp| {
-        let mut next = match evf_rx.try_recv() {
-            Ok(mut e) => {
-                e.evs.clear();
-                e.records.clear();
-                e.active = None;
-                e.names = Arc::clone(names);
-                e
-            }
-            Err(_) => fresh(names),
-        };
-        next.tally.reset(clock.secs());
-        next.clock = clock;
-        let full = std::mem::replace(&mut sink.cur, next);
-        let _ = ev_tx.send(full);
+        out: ev_tx,
+        recycled: evf_rx,
     };
     while let Ok(msg) = rx.recv() {
         match msg {
@@ -746,7 +776,7 @@ fn shard_loop(
                     sink.cur.active = Some(busiest(&engine, sink.processes.as_ref()));
                 }
                 let clock = sink.cur.clock;
-                send(&mut sink, &names, clock);
+                sink.send(clock);
             }
             ToShard::Tick(prev, ts) => {
                 for t in [prev, ts] {
@@ -755,7 +785,7 @@ fn shard_loop(
                     sink.cur.tally.reset(sink.now.secs());
                     engine.advance(t, &mut sink);
                     let clock = sink.cur.clock;
-                    send(&mut sink, &names, clock);
+                    sink.send(clock);
                 }
             }
             ToShard::Finish(reason) => {
@@ -763,7 +793,7 @@ fn shard_loop(
                 engine.finish(reason, &mut sink);
                 sink.cur.last = true;
                 let clock = sink.now;
-                send(&mut sink, &names, clock);
+                sink.send(clock);
                 break;
             }
         }

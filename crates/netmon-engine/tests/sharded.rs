@@ -543,3 +543,75 @@ fn shards_give_the_statistics_of_one_engine_on_a_generated_capture() {
     assert!(points > 1000, "{points}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Counts the records handed over between two `after_batch` calls.
+#[derive(Default)]
+struct Bursts {
+    records: Vec<FlowRecord>,
+    since_batch: usize,
+    largest: usize,
+}
+
+impl PipelineSink for Bursts {
+    fn flow_ended(&mut self, record: FlowRecord) {
+        self.records.push(record);
+        self.since_batch += 1;
+        self.largest = self.largest.max(self.since_batch);
+    }
+    fn after_batch(&mut self, _stats: Option<&netmon_stats::Stats>) {
+        self.since_batch = 0;
+    }
+}
+
+/// 5 000 one-packet UDP flows still open when the capture ends: the shard hands their records
+/// over in pieces of at most 1 024 (memory bounded by the queues, not by the flow table), and
+/// none is lost.
+#[test]
+fn a_burst_of_ended_flows_goes_out_in_bounded_pieces() {
+    use etherparse::PacketBuilder;
+    let dir = std::env::temp_dir().join(format!("netmon-burst-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("burst.pcapng");
+    {
+        let mut w = netmon_capture::PcapNgWriter::create(&path).unwrap();
+        let if0 = w
+            .add_interface("eth0", netmon_capture::LinkType::ETHERNET, 0)
+            .unwrap();
+        for i in 0..5_000u32 {
+            let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+                .ipv4([10, 0, (i >> 8) as u8, i as u8], [10, 1, 0, 1], 64)
+                .udp(20_000, 9_999);
+            let mut f = Vec::new();
+            b.write(&mut f, &[1, 2, 3]).unwrap();
+            let ts = netmon_types::Timestamp(1_700_000_000_000_000_000 + i64::from(i) * 1_000);
+            w.write_packet(ts, if0, &f, f.len() as u32).unwrap();
+        }
+        w.flush().unwrap();
+    }
+    let cfg = EngineConfig {
+        stats: Some(StatsConfig::default()),
+        ..EngineConfig::default()
+    };
+    let expected = single(&path, &cfg).len();
+    assert_eq!(expected, 5_000);
+    for shards in [1, 2] {
+        let mut src = netmon_capture::open_file(&path).unwrap();
+        let mut sink = Bursts::default();
+        let sc = ShardConfig {
+            shards,
+            ..ShardConfig::default()
+        };
+        run_sharded(&cfg, &sc, &mut src, &mut sink, None).unwrap();
+        assert_eq!(sink.records.len(), 5_000, "{shards} shard(s)");
+        let mut ids: Vec<u64> = sink.records.iter().map(|r| r.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 5_000, "{shards} shard(s): unique ids");
+        assert!(
+            sink.largest <= 1_024,
+            "{shards} shard(s): {} records in one piece",
+            sink.largest
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
