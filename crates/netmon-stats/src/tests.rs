@@ -889,6 +889,110 @@ enum Op {
     Jump(i64),
 }
 
+/// Applies `o` at the clock `t`; flows start `lag` seconds before it.
+fn run_op(s: &mut Stats, o: &Op, t: &mut i64, lag: i64) {
+    let states = [
+        TcpState::SynOnly,
+        TcpState::Rejected,
+        TcpState::HalfOpen,
+        TcpState::Established,
+        TcpState::Closed,
+        TcpState::Other,
+    ];
+    match *o {
+        Op::Packet {
+            dt_ms,
+            iface,
+            proto,
+            app,
+            len,
+        } => {
+            *t = t.saturating_add(dt_ms * 1_000_000);
+            let mut p = pkt(Timestamp(*t), len);
+            p.iface = iface;
+            p.ip = Some(IpObs {
+                src: ip(0, 1),
+                dst: ip(0, 2),
+                proto,
+            });
+            p.app = app.then_some(["tls", "dns", "http", "ssh"][(len % 4) as usize]);
+            p.layers = Layers::from_names(&[
+                ["eth", "sll"][(len % 2) as usize],
+                "ipv4",
+                ["tcp", "udp", "gre"][(proto % 3) as usize],
+            ]);
+            s.on_packet(&p);
+        }
+        Op::Arp { op, sender, target } => {
+            s.on_packet(&arp(
+                Timestamp(*t),
+                op,
+                Ipv4Addr::new(10, 0, 0, sender % 12),
+                Ipv4Addr::new(10, 0, 1, target),
+            ));
+        }
+        Op::Flow {
+            id,
+            src,
+            dst,
+            port,
+            st,
+            phase,
+            icmp,
+        } => {
+            let mut f = flow(
+                id,
+                Timestamp(t.saturating_sub(lag * NS)),
+                ip(src, 1),
+                ip(dst % 30, dst),
+                port,
+                states[st as usize % 6],
+            );
+            f.icmp_errors = u32::from(icmp);
+            f.proto = [6, 17, 132][(port % 3) as usize];
+            if f.proto != 6 {
+                f.tcp = None;
+            }
+            match phase {
+                0 => s.on_flow_start(&f),
+                1 => s.on_flow_update(&f),
+                _ => {
+                    f.end = Some(EndReason::Other);
+                    s.on_flow_end(&f)
+                }
+            }
+        }
+        Op::Jump(d) => {
+            *t = t.saturating_add(d);
+            s.advance(Timestamp(*t));
+        }
+    }
+}
+
+/// Fewer distinct hosts and ports, so scans cross their thresholds often.
+fn narrow(o: Op) -> Op {
+    match o {
+        Op::Flow {
+            id,
+            src,
+            dst,
+            port,
+            st,
+            phase,
+            icmp,
+        } => Op::Flow {
+            id,
+            src: src % 3,
+            dst: dst % 5,
+            port: port % 10,
+            st,
+            phase,
+            icmp,
+        },
+        o => o,
+    }
+}
+
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => (-2000i64..3000, 0u32..6, any::<u8>(), any::<bool>(), 0u32..70_000).prop_map(
@@ -933,37 +1037,8 @@ proptest! {
         d.thresholds = vec!["pps on any over 1s > 3".into(), "active_flows on if1 proto tcp over 60s < 1".into()];
         let mut s = Stats::new(cfg).unwrap();
         let mut t = T0 * NS;
-        let states = [TcpState::SynOnly, TcpState::Rejected, TcpState::HalfOpen, TcpState::Established, TcpState::Closed, TcpState::Other];
         for o in ops {
-            match o {
-                Op::Packet { dt_ms, iface, proto, app, len } => {
-                    t = t.saturating_add(dt_ms * 1_000_000);
-                    let mut p = pkt(Timestamp(t), len);
-                    p.iface = iface;
-                    p.ip = Some(IpObs { src: ip(0, 1), dst: ip(0, 2), proto });
-                    p.app = app.then_some(["tls", "dns", "http", "ssh"][(len % 4) as usize]);
-                    p.layers = Layers::from_names(&[["eth", "sll"][(len % 2) as usize], "ipv4", ["tcp", "udp", "gre"][(proto % 3) as usize]]);
-                    s.on_packet(&p);
-                }
-                Op::Arp { op, sender, target } => {
-                    s.on_packet(&arp(Timestamp(t), op, Ipv4Addr::new(10, 0, 0, sender % 12), Ipv4Addr::new(10, 0, 1, target)));
-                }
-                Op::Flow { id, src, dst, port, st, phase, icmp } => {
-                    let mut f = flow(id, Timestamp(t.saturating_sub(NS)), ip(src, 1), ip(dst % 30, dst), port, states[st as usize % 6]);
-                    f.icmp_errors = u32::from(icmp);
-                    f.proto = [6, 17, 132][(port % 3) as usize];
-                    if f.proto != 6 { f.tcp = None; }
-                    match phase {
-                        0 => s.on_flow_start(&f),
-                        1 => s.on_flow_update(&f),
-                        _ => { f.end = Some(EndReason::Other); s.on_flow_end(&f) }
-                    }
-                }
-                Op::Jump(d) => {
-                    t = t.saturating_add(d);
-                    s.advance(Timestamp(t));
-                }
-            }
+            run_op(&mut s, &o, &mut t, 1);
             let z = s.table_sizes();
             prop_assert!(z.tracked_flows <= 20);
             prop_assert!(z.vertical_pairs <= 10 && z.vertical_probes <= 30 + 6);
@@ -980,5 +1055,72 @@ proptest! {
         s.finish();
         let _ = serde_json::to_string(&s.report(5)).unwrap();
         let _ = s.drain_alerts();
+    }
+
+    /// The detectors' expiry queues change exactly what walking every table entry at every
+    /// tick changed: same alert events (raised and closed, with their evidence), same table
+    /// sizes and drop counters, after every observation, through `finish` and beyond.
+    #[test]
+    fn expiry_queues_match_the_walk(
+        ops in prop::collection::vec(op().prop_map(narrow), 1..500),
+        lags in prop::collection::vec(-1i64..12, 1..16),
+    ) {
+        let mut cfg = StatsConfig {
+            talkers_capacity: 16,
+            max_tracked_flows: 40,
+            ..StatsConfig::default()
+        };
+        let d = &mut cfg.detectors;
+        d.late_grace_secs = 7;
+        d.vertical_scan.window_secs = 4;
+        d.vertical_scan.min_ports = 3;
+        d.vertical_scan.syn_timeout_secs = 2;
+        d.vertical_scan.max_pairs = 12;
+        d.vertical_scan.max_probes = 40;
+        d.vertical_scan.max_ports_per_pair = 8;
+        d.horizontal_scan.window_secs = 5;
+        d.horizontal_scan.min_hosts = 3;
+        d.horizontal_scan.max_keys = 12;
+        d.horizontal_scan.max_probes = 40;
+        d.arp_sweep.window_secs = 3;
+        d.arp_sweep.min_targets = 3;
+        d.arp_sweep.max_senders = 8;
+        d.syn_flood.window_secs = 6;
+        d.syn_flood.max_new_flows = 4;
+        d.syn_flood.max_sources = 6;
+        let mut queue = Stats::new(cfg.clone()).unwrap();
+        let mut walk = Stats::new(cfg).unwrap();
+        walk.vertical.walk = true;
+        walk.horizontal.walk = true;
+        walk.arp.walk = true;
+        walk.flood.walk = true;
+        let (mut tq, mut tw) = (T0 * NS, T0 * NS);
+        let check = |q: &mut Stats, w: &mut Stats| -> Result<(), TestCaseError> {
+            prop_assert_eq!(
+                serde_json::to_string(&q.drain_alerts()).unwrap(),
+                serde_json::to_string(&w.drain_alerts()).unwrap()
+            );
+            prop_assert_eq!(q.table_sizes(), w.table_sizes());
+            prop_assert_eq!(q.counters(), w.counters());
+            prop_assert_eq!(
+                serde_json::to_string(&q.active_alerts()).unwrap(),
+                serde_json::to_string(&w.active_alerts()).unwrap()
+            );
+            Ok(())
+        };
+        for (i, o) in ops.iter().enumerate() {
+            let lag = lags[i % lags.len()];
+            run_op(&mut queue, o, &mut tq, lag);
+            run_op(&mut walk, o, &mut tw, lag);
+            check(&mut queue, &mut walk)?;
+        }
+        queue.finish();
+        walk.finish();
+        check(&mut queue, &mut walk)?;
+        for k in 1..40 {
+            queue.advance(Timestamp(tq.saturating_add(k * NS / 2)));
+            walk.advance(Timestamp(tw.saturating_add(k * NS / 2)));
+            check(&mut queue, &mut walk)?;
+        }
     }
 }

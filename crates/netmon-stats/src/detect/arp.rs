@@ -1,9 +1,11 @@
 //! ARP sweeps: one sender asking for many addresses, mostly in vain.
 
 use core::net::{IpAddr, Ipv4Addr};
+use std::collections::hash_map::Entry;
 
 use serde::{Deserialize, Serialize};
 
+use super::expiry::{Due, Expiry, UNQUEUED};
 use super::{Emitter, NS, ratio};
 use crate::alert::{Alert, AlertKind, Evidence, Severity, Subject};
 use crate::obs::ArpObs;
@@ -62,11 +64,48 @@ struct Target {
     answered: bool,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Sender {
     targets: Vec<Target>,
     newest: i64,
     active: Option<Box<Active>>,
+    /// Expiry deadline (see [`Expiry`]).
+    due: i64,
+}
+
+impl Default for Sender {
+    fn default() -> Self {
+        Sender {
+            targets: Vec::new(),
+            newest: 0,
+            active: None,
+            due: UNQUEUED,
+        }
+    }
+}
+
+impl Due for Sender {
+    fn due_mut(&mut self) -> &mut i64 {
+        &mut self.due
+    }
+}
+
+impl Sender {
+    /// What a tick at `now` does to the sender; `false`: forget it (closing its alert).
+    fn step(&mut self, now: i64, t: i64, closed: &mut Vec<Alert>) -> bool {
+        if now.saturating_sub(self.newest) <= t {
+            return true;
+        }
+        if let Some(a) = self.active.take() {
+            closed.push(a.alert);
+        }
+        false
+    }
+
+    /// The earliest tick that may forget the sender.
+    fn deadline(&self, t: i64) -> i64 {
+        self.newest.saturating_add(t).saturating_add(1)
+    }
 }
 
 #[derive(Debug)]
@@ -114,6 +153,10 @@ impl Active {
 pub(crate) struct ArpSweep {
     cfg: ArpSweepConfig,
     senders: foldhash::HashMap<Ipv4Addr, Sender>,
+    queue: Expiry<Ipv4Addr>,
+    /// Tests only: expire by walking every sender (the reference behaviour).
+    #[cfg(test)]
+    pub(crate) walk: bool,
     pub(crate) drops: u64,
 }
 
@@ -122,6 +165,9 @@ impl ArpSweep {
         ArpSweep {
             cfg,
             senders: Default::default(),
+            queue: Expiry::new(),
+            #[cfg(test)]
+            walk: false,
             drops: 0,
         }
     }
@@ -149,17 +195,19 @@ impl ArpSweep {
     }
 
     fn request(&mut self, a: &ArpObs, ts: i64, em: &mut Emitter) {
-        if !self.senders.contains_key(&a.sender) {
-            if self.senders.len() >= self.cfg.max_senders {
+        let full = self.senders.len() >= self.cfg.max_senders;
+        let s = match self.senders.entry(a.sender) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(_) if full => {
                 self.drops += 1;
                 return;
             }
-            self.senders.insert(a.sender, Sender::default());
-        }
-        let Some(s) = self.senders.get_mut(&a.sender) else {
-            return;
+            Entry::Vacant(v) => v.insert(Sender::default()),
         };
         s.newest = s.newest.max(ts);
+        let window = i64::from(self.cfg.window_secs).saturating_mul(NS);
+        let at = s.deadline(window);
+        self.queue.schedule(&mut s.due, &a.sender, at);
         if let Some(act) = &mut s.active {
             act.requests += 1;
             act.add(a.target, self.cfg.max_alert_targets);
@@ -231,14 +279,14 @@ impl ArpSweep {
     pub(crate) fn tick(&mut self, now: i64, em: &mut Emitter) {
         let t = i64::from(self.cfg.window_secs).saturating_mul(NS);
         let mut closed = Vec::new();
-        self.senders.retain(|_, s| {
-            if now.saturating_sub(s.newest) <= t {
-                return true;
-            }
-            if let Some(a) = s.active.take() {
-                closed.push(a.alert);
-            }
-            false
+        #[cfg(test)]
+        if self.walk {
+            self.senders.retain(|_, s| s.step(now, t, &mut closed));
+            em.close_all(closed);
+            return;
+        }
+        self.queue.expire(&mut self.senders, now, |s| {
+            s.step(now, t, &mut closed).then(|| s.deadline(t))
         });
         em.close_all(closed);
     }

@@ -10,6 +10,9 @@ use core::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::hash_map::Entry;
+
+use super::expiry::{Due, Expiry, UNQUEUED};
 use super::{Emitter, NS, ratio};
 use crate::alert::{Alert, AlertKind, Evidence, Severity, Subject};
 use crate::obs::FlowObs;
@@ -57,13 +60,37 @@ impl Default for SynFloodConfig {
 
 const SLOTS: usize = 6;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Source {
     slot_id: [i64; SLOTS],
     new: [u64; SLOTS],
     failed: [u64; SLOTS],
     last: i64,
+    /// Latest slot a flow started in.
+    last_slot: i64,
     active: Option<Box<Active>>,
+    /// Expiry deadline (see [`Expiry`]).
+    due: i64,
+}
+
+impl Default for Source {
+    fn default() -> Self {
+        Source {
+            slot_id: [0; SLOTS],
+            new: [0; SLOTS],
+            failed: [0; SLOTS],
+            last: 0,
+            last_slot: i64::MIN,
+            active: None,
+            due: UNQUEUED,
+        }
+    }
+}
+
+impl Due for Source {
+    fn due_mut(&mut self) -> &mut i64 {
+        &mut self.due
+    }
 }
 
 #[derive(Debug)]
@@ -76,6 +103,32 @@ struct Active {
 }
 
 impl Source {
+    /// What a tick in slot `cur` does to the source; `false`: forget it.
+    fn step(&mut self, cur: i64, half: u64, closed: &mut Vec<Alert>) -> bool {
+        let (n, _) = self.window(cur);
+        if self.active.is_some() {
+            if n > half {
+                return true;
+            }
+            if let Some(a) = self.active.take() {
+                closed.push(a.alert);
+            }
+        }
+        n > 0
+    }
+
+    /// The earliest tick (slot `cur` now, `slot_ns` long) that may change the source. The
+    /// window's count only falls when slots leave it: an alert is checked again at the next
+    /// slot; otherwise the count is positive until the latest start's slot has left.
+    fn deadline(&self, cur: i64, slot_ns: i64) -> i64 {
+        let slot = if self.active.is_some() {
+            cur.saturating_add(1)
+        } else {
+            self.last_slot.saturating_add(SLOTS as i64)
+        };
+        slot.saturating_mul(slot_ns)
+    }
+
     fn slot(&mut self, id: i64) -> usize {
         let i = usize::try_from(id.rem_euclid(SLOTS as i64)).unwrap_or(0);
         if self.slot_id.get(i) != Some(&id) {
@@ -113,6 +166,10 @@ pub(crate) struct Flood {
     cfg: SynFloodConfig,
     slot_ns: i64,
     sources: foldhash::HashMap<IpAddr, Source>,
+    queue: Expiry<IpAddr>,
+    /// Tests only: expire by walking every source (the reference behaviour).
+    #[cfg(test)]
+    pub(crate) walk: bool,
     pub(crate) drops: u64,
 }
 
@@ -123,6 +180,9 @@ impl Flood {
             cfg,
             slot_ns,
             sources: Default::default(),
+            queue: Expiry::new(),
+            #[cfg(test)]
+            walk: false,
             drops: 0,
         }
     }
@@ -136,15 +196,14 @@ impl Flood {
             return;
         }
         let src = f.initiator.ip;
-        if !self.sources.contains_key(&src) {
-            if self.sources.len() >= self.cfg.max_sources {
+        let full = self.sources.len() >= self.cfg.max_sources;
+        let s = match self.sources.entry(src) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(_) if full => {
                 self.drops += 1;
                 return;
             }
-            self.sources.insert(src, Source::default());
-        }
-        let Some(s) = self.sources.get_mut(&src) else {
-            return;
+            Entry::Vacant(v) => v.insert(Source::default()),
         };
         let cur = now.div_euclid(self.slot_ns);
         let i = s.slot(cur);
@@ -152,6 +211,11 @@ impl Flood {
             *n = n.saturating_add(1);
         }
         s.last = s.last.max(now);
+        s.last_slot = s.last_slot.max(cur);
+        // Scheduled for the state after this start, alert or not (an alert only brings the
+        // deadline closer, and is scheduled below).
+        let at = s.deadline(cur, self.slot_ns);
+        self.queue.schedule(&mut s.due, &src, at);
         let (n, failed) = s.window(cur);
         let r = ratio(failed, n);
         if let Some(a) = &mut s.active {
@@ -199,6 +263,8 @@ impl Flood {
         refresh(&mut a, &self.cfg);
         em.raise(&a.alert);
         s.active = Some(Box::new(a));
+        let at = s.deadline(cur, self.slot_ns);
+        self.queue.schedule(&mut s.due, &src, at);
     }
 
     /// Counts a failed TCP attempt of `f`'s initiator (flow end or decisive update).
@@ -224,17 +290,16 @@ impl Flood {
         let cur = now.div_euclid(self.slot_ns);
         let half = self.cfg.max_new_flows / 2;
         let mut closed = Vec::new();
-        self.sources.retain(|_, s| {
-            let (n, _) = s.window(cur);
-            if s.active.is_some() {
-                if n > half {
-                    return true;
-                }
-                if let Some(a) = s.active.take() {
-                    closed.push(a.alert);
-                }
-            }
-            n > 0
+        #[cfg(test)]
+        if self.walk {
+            self.sources.retain(|_, s| s.step(cur, half, &mut closed));
+            em.close_all(closed);
+            return;
+        }
+        let slot_ns = self.slot_ns;
+        self.queue.expire(&mut self.sources, now, |s| {
+            s.step(cur, half, &mut closed)
+                .then(|| s.deadline(cur, slot_ns))
         });
         em.close_all(closed);
     }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::alert::{Alert, AlertEvent};
 
 pub mod arp;
+mod expiry;
 pub mod flood;
 pub mod rule;
 pub mod scan;

@@ -12,6 +12,9 @@ use core::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::hash_map::Entry;
+
+use super::expiry::{Due, Expiry, UNQUEUED};
 use super::{Emitter, FlowDedup, NS, PortSet, longest_run, ratio};
 use crate::alert::{Alert, AlertKind, Evidence, Severity, Subject};
 use crate::obs::{FlowObs, ProbeOutcome, TcpState};
@@ -132,6 +135,14 @@ const SAMPLE: usize = 16;
 struct Window<T> {
     items: Vec<Item<T>>,
     newest: i64,
+    /// Expiry deadline (horizontal keys; see [`Expiry`]).
+    due: i64,
+}
+
+impl<T> Due for Window<T> {
+    fn due_mut(&mut self) -> &mut i64 {
+        &mut self.due
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -150,6 +161,7 @@ impl<T: Copy + PartialEq> Window<T> {
         Window {
             items: Vec::new(),
             newest: i64::MIN,
+            due: UNQUEUED,
         }
     }
 
@@ -217,6 +229,27 @@ impl<T: Copy + PartialEq> Window<T> {
         let last = self.items.iter().map(|i| i.last).max().unwrap_or(0);
         (first, last)
     }
+
+    /// The tick that forgets this window ([`Window::keep`]): at once when empty, after `t`
+    /// idle, or after `t + grace` idle while it holds a failed probe.
+    fn deadline(&self, t: i64, grace: i64) -> i64 {
+        if self.items.is_empty() {
+            i64::MIN
+        } else if self.failed() > 0 {
+            self.newest
+                .saturating_add(t.saturating_add(grace))
+                .saturating_add(1)
+        } else {
+            self.newest.saturating_add(t).saturating_add(1)
+        }
+    }
+
+    /// Whether a tick at `now` keeps the window (`false`: forget it, freeing its items).
+    fn keep(&self, now: i64, t: i64, grace: i64) -> bool {
+        let idle = now.saturating_sub(self.newest);
+        !self.items.is_empty()
+            && (idle <= t || (self.failed() > 0 && idle <= t.saturating_add(grace)))
+    }
 }
 
 /// Whether an address can be probed (unicast, specified).
@@ -250,6 +283,58 @@ struct VPair {
     /// Latest probe start of the last closed alert: earlier probes are late reports of it.
     tomb: Option<i64>,
     tomb_until: i64,
+    /// Expiry deadline (see [`Expiry`]).
+    due: i64,
+}
+
+impl Due for VPair {
+    fn due_mut(&mut self) -> &mut i64 {
+        &mut self.due
+    }
+}
+
+impl VPair {
+    /// The earliest tick that may change the pair: its alert's close, its tombstone's end,
+    /// or its window's expiry.
+    fn deadline(&self, t: i64, grace: i64) -> i64 {
+        if let Some(a) = &self.active {
+            a.last_probe_start.saturating_add(t).saturating_add(1)
+        } else if self.tomb.is_some() {
+            self.tomb_until.saturating_add(1)
+        } else {
+            self.window.deadline(t, grace)
+        }
+    }
+
+    /// What a tick at `now` does to the pair; `false`: forget it.
+    fn step(
+        &mut self,
+        now: i64,
+        (t, grace): (i64, i64),
+        closed: &mut Vec<Alert>,
+        freed: &mut usize,
+    ) -> bool {
+        if let Some(a) = &self.active {
+            if now.saturating_sub(a.last_probe_start) > t {
+                if let Some(a) = self.active.take() {
+                    self.tomb = Some(a.last_probe_start);
+                    self.tomb_until = now.saturating_add(grace);
+                    closed.push(a.alert);
+                }
+            } else {
+                return true;
+            }
+        }
+        if self.tomb.is_some() && now <= self.tomb_until {
+            return true;
+        }
+        self.tomb = None;
+        let keep = self.window.keep(now, t, grace);
+        if !keep {
+            *freed += self.window.items.len();
+        }
+        keep
+    }
 }
 
 #[derive(Debug)]
@@ -289,6 +374,10 @@ impl VActive {
 pub(crate) struct Vertical {
     cfg: VerticalScanConfig,
     pairs: foldhash::HashMap<(IpAddr, IpAddr), VPair>,
+    queue: Expiry<(IpAddr, IpAddr)>,
+    /// Tests only: expire by walking every pair (the reference behaviour).
+    #[cfg(test)]
+    pub(crate) walk: bool,
     probes: usize,
     pub(crate) drops: u64,
     late_grace: i64,
@@ -299,6 +388,9 @@ impl Vertical {
         Vertical {
             cfg,
             pairs: Default::default(),
+            queue: Expiry::new(),
+            #[cfg(test)]
+            walk: false,
             probes: 0,
             drops: 0,
             late_grace: i64::from(late_grace_secs) * NS,
@@ -317,26 +409,104 @@ impl Vertical {
             return;
         };
         let key = (f.initiator.ip, f.responder.ip);
-        let port = f.responder.port;
-        let (first, last) = (f.first_ts.0, f.last_ts.0.max(f.first_ts.0));
-        if !self.pairs.contains_key(&key) {
-            if self.pairs.len() >= self.cfg.max_pairs {
+        let full = self.pairs.len() >= self.cfg.max_pairs;
+        let pair = match self.pairs.entry(key) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(_) if full => {
                 self.drops += 1;
                 return;
             }
-            self.pairs.insert(
-                key,
-                VPair {
-                    window: Window::new(),
-                    active: None,
-                    tomb: None,
-                    tomb_until: 0,
-                },
-            );
-        }
-        let Some(pair) = self.pairs.get_mut(&key) else {
-            return;
+            Entry::Vacant(v) => v.insert(VPair {
+                window: Window::new(),
+                active: None,
+                tomb: None,
+                tomb_until: 0,
+                due: UNQUEUED,
+            }),
         };
+        let mut st = VState {
+            cfg: &self.cfg,
+            probes: &mut self.probes,
+            drops: &mut self.drops,
+        };
+        st.observe_pair(pair, key, f, (ended, failed), now, em);
+        let t = i64::from(self.cfg.window_secs).saturating_mul(NS);
+        let at = pair.deadline(t, self.late_grace);
+        self.queue.schedule(&mut pair.due, &key, at);
+    }
+
+    /// Closes alerts quiet for the window; forgets stale pairs.
+    pub(crate) fn tick(&mut self, now: i64, em: &mut Emitter) {
+        #[cfg(test)]
+        if self.walk {
+            return self.tick_walk(now, em);
+        }
+        let t = i64::from(self.cfg.window_secs).saturating_mul(NS);
+        let grace = self.late_grace;
+        let mut closed = Vec::new();
+        let mut freed = 0usize;
+        self.queue.expire(&mut self.pairs, now, |p| {
+            p.step(now, (t, grace), &mut closed, &mut freed)
+                .then(|| p.deadline(t, grace))
+        });
+        self.probes = self.probes.saturating_sub(freed);
+        em.close_all(closed);
+    }
+
+    /// [`Vertical::tick`] by walking every pair (the reference the queue must match).
+    #[cfg(test)]
+    fn tick_walk(&mut self, now: i64, em: &mut Emitter) {
+        let t = i64::from(self.cfg.window_secs).saturating_mul(NS);
+        let grace = self.late_grace;
+        let mut closed = Vec::new();
+        let mut freed = 0usize;
+        self.pairs
+            .retain(|_, p| p.step(now, (t, grace), &mut closed, &mut freed));
+        self.probes = self.probes.saturating_sub(freed);
+        em.close_all(closed);
+    }
+
+    /// Closes every open alert (end of capture).
+    pub(crate) fn finish(&mut self, em: &mut Emitter) {
+        let t = i64::from(self.cfg.window_secs).saturating_mul(NS);
+        let mut closed = Vec::new();
+        for (k, p) in &mut self.pairs {
+            if let Some(a) = p.active.take() {
+                closed.push(a.alert);
+                // Without its alert the pair may go sooner.
+                let at = p.deadline(t, self.late_grace);
+                self.queue.schedule(&mut p.due, k, at);
+            }
+        }
+        em.close_all(closed);
+    }
+
+    pub(crate) fn active(&self) -> impl Iterator<Item = &Alert> {
+        self.pairs
+            .values()
+            .filter_map(|p| p.active.as_ref().map(|a| &a.alert))
+    }
+}
+
+/// The parts of [`Vertical`] an observation of one pair updates besides the pair.
+struct VState<'a> {
+    cfg: &'a VerticalScanConfig,
+    probes: &'a mut usize,
+    drops: &'a mut u64,
+}
+
+impl VState<'_> {
+    fn observe_pair(
+        &mut self,
+        pair: &mut VPair,
+        key: (IpAddr, IpAddr),
+        f: &FlowObs,
+        (ended, failed): (bool, bool),
+        now: i64,
+        em: &mut Emitter,
+    ) {
+        let port = f.responder.port;
+        let (first, last) = (f.first_ts.0, f.last_ts.0.max(f.first_ts.0));
         if pair.tomb.is_some_and(|t| first <= t) {
             return;
         }
@@ -353,11 +523,12 @@ impl Vertical {
             a.alert.first_seen = a.alert.first_seen.min(Timestamp(first));
             a.alert.last_seen = a.alert.last_seen.max(Timestamp(last));
             a.last_probe_start = a.last_probe_start.max(first);
-            a.refresh(&self.cfg);
+            a.refresh(self.cfg);
             return;
         }
-        if self.probes >= self.cfg.max_probes && !pair.window.items.iter().any(|i| i.what == port) {
-            self.drops += 1;
+        if *self.probes >= self.cfg.max_probes && !pair.window.items.iter().any(|i| i.what == port)
+        {
+            *self.drops += 1;
             return;
         }
         match pair.window.observe(
@@ -367,22 +538,26 @@ impl Vertical {
             failed,
             self.cfg.max_ports_per_pair,
         ) {
-            Ok(d) => self.probes = self.probes.saturating_add_signed(d),
+            Ok(d) => *self.probes = self.probes.saturating_add_signed(d),
             Err(()) => {
-                self.drops += 1;
+                *self.drops += 1;
                 return;
             }
         }
         let pruned = pair
             .window
             .prune(i64::from(self.cfg.window_secs).saturating_mul(NS));
-        self.probes = self.probes.saturating_sub(pruned);
+        *self.probes = self.probes.saturating_sub(pruned);
         let n = pair.window.items.len() as u64;
         if n < u64::from(self.cfg.min_ports) {
             return;
         }
         let failed_n = pair.window.failed();
         let r = ratio(failed_n, n);
+        if r < self.cfg.min_failed_ratio && r < self.cfg.sequential_min_failed_ratio {
+            // Fires under neither bar, sequential or not.
+            return;
+        }
         let mut ports: Vec<u16> = pair.window.items.iter().map(|i| i.what).collect();
         ports.sort_unstable();
         let sequential =
@@ -435,62 +610,11 @@ impl Vertical {
             sequential,
             last_probe_start: pair.window.newest,
         };
-        a.refresh(&self.cfg);
+        a.refresh(self.cfg);
         em.raise(&a.alert);
-        self.probes = self.probes.saturating_sub(pair.window.items.len());
+        *self.probes = self.probes.saturating_sub(pair.window.items.len());
         pair.window = Window::new();
         pair.active = Some(Box::new(a));
-    }
-
-    /// Closes alerts quiet for the window; forgets stale pairs.
-    pub(crate) fn tick(&mut self, now: i64, em: &mut Emitter) {
-        let t = i64::from(self.cfg.window_secs).saturating_mul(NS);
-        let grace = self.late_grace;
-        let mut closed = Vec::new();
-        let mut freed = 0usize;
-        self.pairs.retain(|_, p| {
-            if let Some(a) = &p.active {
-                if now.saturating_sub(a.last_probe_start) > t {
-                    if let Some(a) = p.active.take() {
-                        p.tomb = Some(a.last_probe_start);
-                        p.tomb_until = now.saturating_add(grace);
-                        closed.push(a.alert);
-                    }
-                } else {
-                    return true;
-                }
-            }
-            if p.tomb.is_some() && now <= p.tomb_until {
-                return true;
-            }
-            p.tomb = None;
-            let newest = p.window.newest;
-            let idle = now.saturating_sub(newest);
-            let keep = !p.window.items.is_empty()
-                && (idle <= t || (p.window.failed() > 0 && idle <= t.saturating_add(grace)));
-            if !keep {
-                freed += p.window.items.len();
-            }
-            keep
-        });
-        self.probes = self.probes.saturating_sub(freed);
-        em.close_all(closed);
-    }
-
-    /// Closes every open alert (end of capture).
-    pub(crate) fn finish(&mut self, em: &mut Emitter) {
-        let closed = self
-            .pairs
-            .values_mut()
-            .filter_map(|p| p.active.take().map(|a| a.alert))
-            .collect();
-        em.close_all(closed);
-    }
-
-    pub(crate) fn active(&self) -> impl Iterator<Item = &Alert> {
-        self.pairs
-            .values()
-            .filter_map(|p| p.active.as_ref().map(|a| &a.alert))
     }
 }
 
@@ -499,6 +623,44 @@ struct HSrc {
     active: Option<Box<HActive>>,
     tomb: Option<i64>,
     tomb_until: i64,
+    /// Expiry deadline (see [`Expiry`]).
+    due: i64,
+}
+
+impl Due for HSrc {
+    fn due_mut(&mut self) -> &mut i64 {
+        &mut self.due
+    }
+}
+
+impl HSrc {
+    /// The earliest tick that may change the source: its alert's close or its tombstone's end
+    /// (at once without either).
+    fn deadline(&self, t: i64) -> i64 {
+        if let Some(a) = &self.active {
+            a.last_probe_start.saturating_add(t).saturating_add(1)
+        } else if self.tomb.is_some() {
+            self.tomb_until.saturating_add(1)
+        } else {
+            i64::MIN
+        }
+    }
+
+    /// What a tick at `now` does to the source; `false`: forget it.
+    fn step(&mut self, now: i64, (t, grace): (i64, i64), closed: &mut Vec<Alert>) -> bool {
+        if let Some(a) = &self.active {
+            if now.saturating_sub(a.last_probe_start) > t {
+                if let Some(a) = self.active.take() {
+                    self.tomb = Some(a.last_probe_start);
+                    self.tomb_until = now.saturating_add(grace);
+                    closed.push(a.alert);
+                }
+            } else {
+                return true;
+            }
+        }
+        self.tomb.is_some() && now <= self.tomb_until
+    }
 }
 
 #[derive(Debug)]
@@ -564,7 +726,12 @@ impl HActive {
 pub(crate) struct Horizontal {
     cfg: HorizontalScanConfig,
     keys: foldhash::HashMap<(IpAddr, u8, u16), Window<IpAddr>>,
+    key_queue: Expiry<(IpAddr, u8, u16)>,
     srcs: foldhash::HashMap<IpAddr, HSrc>,
+    src_queue: Expiry<IpAddr>,
+    /// Tests only: expire by walking every entry (the reference behaviour).
+    #[cfg(test)]
+    pub(crate) walk: bool,
     probes: usize,
     pub(crate) drops: u64,
     late_grace: i64,
@@ -575,7 +742,11 @@ impl Horizontal {
         Horizontal {
             cfg,
             keys: Default::default(),
+            key_queue: Expiry::new(),
             srcs: Default::default(),
+            src_queue: Expiry::new(),
+            #[cfg(test)]
+            walk: false,
             probes: 0,
             drops: 0,
             late_grace: i64::from(late_grace_secs) * NS,
@@ -623,34 +794,41 @@ impl Horizontal {
             }
         }
         let key = (src, port.0, port.1);
-        if !self.keys.contains_key(&key) {
-            if self.keys.len() >= self.cfg.max_keys || self.probes >= self.cfg.max_probes {
+        let full = self.keys.len() >= self.cfg.max_keys || self.probes >= self.cfg.max_probes;
+        let w = match self.keys.entry(key) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(_) if full => {
                 self.drops += 1;
                 return;
             }
-            self.keys.insert(key, Window::new());
-        }
-        let Some(w) = self.keys.get_mut(&key) else {
-            return;
+            Entry::Vacant(v) => v.insert(Window::new()),
         };
         if self.probes >= self.cfg.max_probes && !w.items.iter().any(|i| i.what == f.responder.ip) {
+            // (Only a key held before: a new one needs probes below the budget.)
             self.drops += 1;
             return;
         }
-        match w.observe(
+        let t = i64::from(self.cfg.window_secs).saturating_mul(NS);
+        let observed = w.observe(
             f.responder.ip,
             (f.id, ended),
             (first, last),
             failed,
             self.cfg.max_hosts_per_key,
-        ) {
+        );
+        let pruned = match observed {
+            Ok(_) => w.prune(t),
+            Err(()) => 0,
+        };
+        let at = w.deadline(t, self.late_grace);
+        self.key_queue.schedule(&mut w.due, &key, at);
+        match observed {
             Ok(d) => self.probes = self.probes.saturating_add_signed(d),
             Err(()) => {
                 self.drops += 1;
                 return;
             }
         }
-        let pruned = w.prune(i64::from(self.cfg.window_secs).saturating_mul(NS));
         self.probes = self.probes.saturating_sub(pruned);
         let n = w.items.len() as u64;
         if n < u64::from(self.cfg.min_hosts) {
@@ -699,8 +877,11 @@ impl Horizontal {
         self.keys.remove(&key);
         // The same source's failed probes of other ports join the alert: a scan sweeping
         // several ports across many hosts is one scan, counted in full.
-        let others: Vec<(IpAddr, u8, u16)> =
+        // In key order: the hash map's order is random per process (and per table), and the
+        // order decides the alert's host sample and port list.
+        let mut others: Vec<(IpAddr, u8, u16)> =
             self.keys.keys().filter(|k| k.0 == src).copied().collect();
+        others.sort_unstable();
         for k in others {
             let Some(ow) = self.keys.remove(&k) else {
                 continue;
@@ -720,39 +901,52 @@ impl Horizontal {
         }
         a.refresh(&self.cfg);
         em.raise(&a.alert);
-        self.srcs.insert(
-            src,
-            HSrc {
-                active: Some(Box::new(a)),
-                tomb: None,
-                tomb_until: 0,
-            },
-        );
+        let mut s = HSrc {
+            active: Some(Box::new(a)),
+            tomb: None,
+            tomb_until: 0,
+            due: UNQUEUED,
+        };
+        let t = i64::from(self.cfg.window_secs).saturating_mul(NS);
+        let at = s.deadline(t);
+        self.src_queue.schedule(&mut s.due, &src, at);
+        self.srcs.insert(src, s);
     }
 
     pub(crate) fn tick(&mut self, now: i64, em: &mut Emitter) {
+        #[cfg(test)]
+        if self.walk {
+            return self.tick_walk(now, em);
+        }
         let t = i64::from(self.cfg.window_secs).saturating_mul(NS);
         let grace = self.late_grace;
         let mut closed = Vec::new();
-        self.srcs.retain(|_, s| {
-            if let Some(a) = &s.active {
-                if now.saturating_sub(a.last_probe_start) > t {
-                    if let Some(a) = s.active.take() {
-                        s.tomb = Some(a.last_probe_start);
-                        s.tomb_until = now.saturating_add(grace);
-                        closed.push(a.alert);
-                    }
-                } else {
-                    return true;
-                }
-            }
-            s.tomb.is_some() && now <= s.tomb_until
+        self.src_queue.expire(&mut self.srcs, now, |s| {
+            s.step(now, (t, grace), &mut closed).then(|| s.deadline(t))
         });
         let mut freed = 0usize;
+        self.key_queue.expire(&mut self.keys, now, |w| {
+            let keep = w.keep(now, t, grace);
+            if !keep {
+                freed += w.items.len();
+            }
+            keep.then(|| w.deadline(t, grace))
+        });
+        self.probes = self.probes.saturating_sub(freed);
+        em.close_all(closed);
+    }
+
+    /// [`Horizontal::tick`] by walking every entry (the reference the queues must match).
+    #[cfg(test)]
+    fn tick_walk(&mut self, now: i64, em: &mut Emitter) {
+        let t = i64::from(self.cfg.window_secs).saturating_mul(NS);
+        let grace = self.late_grace;
+        let mut closed = Vec::new();
+        self.srcs
+            .retain(|_, s| s.step(now, (t, grace), &mut closed));
+        let mut freed = 0usize;
         self.keys.retain(|_, w| {
-            let idle = now.saturating_sub(w.newest);
-            let keep = !w.items.is_empty()
-                && (idle <= t || (w.failed() > 0 && idle <= t.saturating_add(grace)));
+            let keep = w.keep(now, t, grace);
             if !keep {
                 freed += w.items.len();
             }
@@ -763,11 +957,16 @@ impl Horizontal {
     }
 
     pub(crate) fn finish(&mut self, em: &mut Emitter) {
-        let closed = self
-            .srcs
-            .values_mut()
-            .filter_map(|s| s.active.take().map(|a| a.alert))
-            .collect();
+        let t = i64::from(self.cfg.window_secs).saturating_mul(NS);
+        let mut closed = Vec::new();
+        for (k, s) in &mut self.srcs {
+            if let Some(a) = s.active.take() {
+                closed.push(a.alert);
+                // Without its alert the source may go sooner.
+                let at = s.deadline(t);
+                self.src_queue.schedule(&mut s.due, k, at);
+            }
+        }
         em.close_all(closed);
     }
 
