@@ -228,6 +228,35 @@ pub struct Stats {
     pending: PacketTally,
 }
 
+/// Adds what a summary adds to the talkers since the last summary of the same flow (`track`:
+/// what was counted of it so far; `None`: untracked, only the final summary counts, whole).
+fn talk(talkers: &mut TopTalkers, track: Option<&mut FlowTrack>, f: &FlowObs) {
+    let (bytes, packets) = (f.total_bytes(), f.total_packets());
+    let (db, dp) = match track {
+        Some(t) => {
+            let d = (
+                bytes.saturating_sub(t.counted_bytes),
+                packets.saturating_sub(t.counted_packets),
+            );
+            t.counted_bytes = t.counted_bytes.max(bytes);
+            t.counted_packets = t.counted_packets.max(packets);
+            d
+        }
+        None if f.end.is_some() => (bytes, packets),
+        None => (0, 0),
+    };
+    if db > 0 || dp > 0 {
+        talkers.add(
+            f.initiator.ip,
+            f.responder.ip,
+            f.proto,
+            f.responder.port,
+            db,
+            dp,
+        );
+    }
+}
+
 impl Stats {
     /// An aggregator with the given configuration (rules parsed, windows checked).
     pub fn new(cfg: StatsConfig) -> Result<Stats, ConfigError> {
@@ -422,21 +451,28 @@ impl Stats {
                 .count(sec, f.iface, None, &[ProtoKey::App(a)], new);
             self.rings.gauge(sec, f.iface, &[ProtoKey::App(a)], true);
         }
-        if self.flows.len() < self.cfg.max_tracked_flows || self.flows.contains_key(&f.id) {
-            self.flows.insert(
-                f.id,
-                FlowTrack {
-                    app: f.app,
-                    counted_bytes: 0,
-                    counted_packets: 0,
-                    failed_counted: false,
-                },
-            );
-        } else {
-            self.counters.flows_untracked += 1;
-        }
+        // One lookup per event: the flow's track is found (or made) once and handed on.
+        let room = self.flows.len() < self.cfg.max_tracked_flows;
+        let fresh = FlowTrack {
+            app: f.app,
+            counted_bytes: 0,
+            counted_packets: 0,
+            failed_counted: false,
+        };
+        let track = match self.flows.entry(f.id) {
+            std::collections::hash_map::Entry::Occupied(e) => {
+                let t = e.into_mut();
+                *t = fresh;
+                Some(t)
+            }
+            std::collections::hash_map::Entry::Vacant(e) if room => Some(e.insert(fresh)),
+            std::collections::hash_map::Entry::Vacant(_) => {
+                self.counters.flows_untracked += 1;
+                None
+            }
+        };
         self.flood.on_start(f, self.now, &mut self.em);
-        self.talk(f);
+        talk(&mut self.talkers, track, f);
     }
 
     /// A flow's periodic summary (counters so far, state, application once known).
@@ -449,19 +485,27 @@ impl Stats {
     pub fn on_flow_end(&mut self, f: &FlowObs) {
         let sec = self.clock_for_flow(f);
         self.counters.flows_ended += 1;
-        self.flow_common(f, true);
+        let app = self.flow_common(f, true);
         self.rings.gauge(sec, f.iface, &Self::flow_keys(f), false);
-        if let Some(t) = self.flows.remove(&f.id) {
-            if let Some(a) = t.app {
-                self.rings.gauge(sec, f.iface, &[ProtoKey::App(a)], false);
-            }
+        if let Some(Some(a)) = app {
+            self.rings.gauge(sec, f.iface, &[ProtoKey::App(a)], false);
         }
     }
 
-    fn flow_common(&mut self, f: &FlowObs, ended: bool) {
+    /// What every summary (update or end) does. An ended flow's track is removed first (one
+    /// lookup per event); returns the track's application (`None`: the flow was untracked).
+    fn flow_common(&mut self, f: &FlowObs, ended: bool) -> Option<Option<&'static str>> {
         let sec = self.cur;
+        let now = self.now;
+        let mut removed;
+        let mut track = if ended {
+            removed = self.flows.remove(&f.id);
+            removed.as_mut()
+        } else {
+            self.flows.get_mut(&f.id)
+        };
         // The application key counts a flow from the first summary that names it.
-        if let (Some(a), Some(t)) = (f.app, self.flows.get_mut(&f.id)) {
+        if let (Some(a), Some(t)) = (f.app, track.as_deref_mut()) {
             if t.app.is_none() {
                 t.app = Some(a);
                 let new = Counts {
@@ -474,14 +518,13 @@ impl Stats {
                 self.rings.gauge(sec, f.iface, &[ProtoKey::App(a)], true);
             }
         }
-        self.talk(f);
-        let now = self.now;
+        talk(&mut self.talkers, track.as_deref_mut(), f);
         self.vertical.observe(f, ended, now, &mut self.em);
         let syn_timeout = self.cfg.detectors.vertical_scan.syn_timeout_secs;
         self.horizontal
             .observe(f, ended, now, &mut self.em, syn_timeout);
         if f.proto == 6 && scan::decided(f, ended, now, syn_timeout) == Some(true) {
-            let first = match self.flows.get_mut(&f.id) {
+            let first = match track.as_deref_mut() {
                 Some(t) => !core::mem::replace(&mut t.failed_counted, true),
                 None => ended,
             };
@@ -489,35 +532,7 @@ impl Stats {
                 self.flood.on_failed(f, now);
             }
         }
-    }
-
-    /// Adds what a summary adds to the talkers since the last summary of the same flow.
-    fn talk(&mut self, f: &FlowObs) {
-        let (bytes, packets) = (f.total_bytes(), f.total_packets());
-        let (db, dp) = match self.flows.get_mut(&f.id) {
-            Some(t) => {
-                let d = (
-                    bytes.saturating_sub(t.counted_bytes),
-                    packets.saturating_sub(t.counted_packets),
-                );
-                t.counted_bytes = t.counted_bytes.max(bytes);
-                t.counted_packets = t.counted_packets.max(packets);
-                d
-            }
-            // Untracked: only the final summary counts, whole.
-            None if f.end.is_some() => (bytes, packets),
-            None => (0, 0),
-        };
-        if db > 0 || dp > 0 {
-            self.talkers.add(
-                f.initiator.ip,
-                f.responder.ip,
-                f.proto,
-                f.responder.port,
-                db,
-                dp,
-            );
-        }
+        track.map(|t| t.app)
     }
 
     /// Moves the packets' clock to `now`, closing every finished second: window rows,
