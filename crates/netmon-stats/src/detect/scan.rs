@@ -193,6 +193,12 @@ impl<T: Copy + PartialEq> Window<T> {
         if self.items.len() >= cap {
             return Err(());
         }
+        if self.items.capacity() == 0 {
+            // Most windows (pairs, ports) only ever see one probe: room for exactly one, not
+            // the four a first push reserves (≈150 B less per tracked pair or key; growth after
+            // that is the usual doubling).
+            self.items.reserve_exact(1);
+        }
         self.items.push(Item {
             what,
             first,
