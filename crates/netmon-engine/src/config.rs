@@ -198,7 +198,7 @@ pub struct Aggregation {
     pub max_keys_per_iface: usize,
     /// Protocol hierarchy nodes. Default 4096.
     pub max_hierarchy_nodes: usize,
-    /// Counters per top-talker ranking. Default 65 536.
+    /// Counters per top-talker ranking. Default 16 384.
     pub talkers_capacity: usize,
     /// Flows tracked individually by the statistics. Default 262 144.
     pub max_tracked_flows: usize,

@@ -121,7 +121,8 @@ pub struct StatsConfig {
     pub max_keys_per_iface: usize,
     /// Protocol hierarchy nodes. Default 4096.
     pub max_hierarchy_nodes: usize,
-    /// Counters per top-talker ranking (six rankings). Default 65 536.
+    /// Counters per top-talker ranking (six rankings). Default 16 384: exact up to that many
+    /// distinct keys, beyond it every key above 1/16 384 of the total is listed.
     pub talkers_capacity: usize,
     /// Flows tracked individually (for application keys and talker updates). Default 262 144.
     pub max_tracked_flows: usize,
@@ -138,7 +139,7 @@ impl Default for StatsConfig {
             max_ifaces: 64,
             max_keys_per_iface: 256,
             max_hierarchy_nodes: 4096,
-            talkers_capacity: 65_536,
+            talkers_capacity: 16_384,
             max_tracked_flows: 1 << 18,
             series: None,
             detectors: DetectorsConfig::default(),

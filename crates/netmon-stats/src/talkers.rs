@@ -130,7 +130,7 @@ impl<K: Clone + Ord> Ranking<K> {
         let order =
             |a: &(u64, &K, u64), b: &(u64, &K, u64)| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1));
         if n < v.len() {
-            // Only the first `n` need sorting (a report takes the top 10-100 of 65 536).
+            // Only the first `n` need sorting (a report takes the top 10-100 of 16 384).
             v.select_nth_unstable_by(n, order);
             v.truncate(n);
         }
@@ -651,7 +651,7 @@ mod tests {
             };
             let mut v: Vec<&Counter<K>> = self.slots.iter().collect();
             if n < v.len() {
-                // Only the first `n` need sorting (a report takes the top 10-100 of 65 536).
+                // Only the first `n` need sorting (a report takes the top 10-100 of 16 384).
                 v.select_nth_unstable_by(n, order);
                 v.truncate(n);
             }
