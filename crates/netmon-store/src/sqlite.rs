@@ -1,7 +1,7 @@
 //! [`SqliteStore`]: the [`Store`] on an embedded SQLite file.
 
-use core::fmt::Write as _;
 use core::net::IpAddr;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use crate::query::{
     AlertQuery, Cursor, CursorKind, DEFAULT_PAGE, DomainFilter, FlowQuery, FlowSort, MAX_PAGE,
     Order, Page, Retention, RetentionStats, SeriesQuery, reversed_name,
 };
-use crate::rows::{AlertRow, FlowRow, RunInfo, SeriesRow};
+use crate::rows::{AlertRow, FlowRow, RunInfo, SeriesRow, TcpFlags};
 use crate::schema::{self, CHUNK_SHIFT, SCHEMA_VERSION};
 
 /// Counters are stored as SQLite integers (signed 64-bit) and summed in generated columns;
@@ -617,6 +617,22 @@ impl<'a, 'b> Binder<'a, 'b> {
         self.val(schema::ip_bytes(&ip).as_slice())
     }
 
+    /// TCP flag counts as a JSON array `[syn, fin, rst, psh, urg, ece, cwr, retransmits]`
+    /// (a third of the object's size; the decoder reads both), or NULL.
+    fn tcp(&mut self, t: Option<&TcpFlags>, buf: &mut Vec<u8>) -> rusqlite::Result<()> {
+        let Some(t) = t else {
+            return self.val(Option::<&str>::None);
+        };
+        buf.clear();
+        // Writing to a Vec cannot fail.
+        let _ = write!(
+            buf,
+            "[{},{},{},{},{},{},{},{}]",
+            t.syn, t.fin, t.rst, t.psh, t.urg, t.ece, t.cwr, t.retransmits
+        );
+        self.val(ToSqlOutput::Borrowed(ValueRef::Text(buf)))
+    }
+
     /// JSON text, or NULL when `empty`.
     fn json<T: Serialize + ?Sized>(
         &mut self,
@@ -658,8 +674,8 @@ fn bind_flow(st: &mut Statement<'_>, r: &FlowRow, buf: &mut Vec<u8>) -> rusqlite
     b.json(&r.vlan, r.vlan.is_empty(), buf)?;
     b.val(r.iface)?;
     b.val(r.iface_name.as_deref())?;
-    b.json(&r.tcp_c2s, r.tcp_c2s.is_none(), buf)?;
-    b.json(&r.tcp_s2c, r.tcp_s2c.is_none(), buf)?;
+    b.tcp(r.tcp_c2s.as_ref(), buf)?;
+    b.tcp(r.tcp_s2c.as_ref(), buf)?;
     b.val(r.icmp_errors)?;
     b.json(&r.quoted, r.quoted.is_none(), buf)?;
     b.json(&r.outer, r.outer.is_none(), buf)?;
@@ -858,7 +874,10 @@ impl Select {
             if c == '?' {
                 if let Some(v) = vals.next() {
                     self.params.push(v);
-                    let _ = write!(out, "?{}", self.params.len());
+                    let _ = core::fmt::Write::write_fmt(
+                        &mut out,
+                        format_args!("?{}", self.params.len()),
+                    );
                     continue;
                 }
             }
