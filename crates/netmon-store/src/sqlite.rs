@@ -1,7 +1,7 @@
 //! [`SqliteStore`]: the [`Store`] on an embedded SQLite file.
 
-use core::fmt::Write as _;
 use core::net::IpAddr;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -17,8 +17,8 @@ use crate::query::{
     AlertQuery, Cursor, CursorKind, DEFAULT_PAGE, DomainFilter, FlowQuery, FlowSort, MAX_PAGE,
     Order, Page, Retention, RetentionStats, SeriesQuery, reversed_name,
 };
-use crate::rows::{AlertRow, FlowRow, RunInfo, SeriesRow};
-use crate::schema::{self, SCHEMA_VERSION};
+use crate::rows::{AlertRow, FlowRow, RunInfo, SeriesRow, TcpFlags};
+use crate::schema::{self, CHUNK_SHIFT, SCHEMA_VERSION};
 
 /// Counters are stored as SQLite integers (signed 64-bit) and summed in generated columns;
 /// larger values are stored as this (2^62 - 1: 4.6 EB, 4.6 × 10^18 packets), so a sum never
@@ -28,9 +28,6 @@ pub const MAX_STORED: u64 = (i64::MAX / 2) as u64;
 /// Rows deleted per statement by retention, so that the write-ahead log stays small and
 /// readers are not held up.
 const DELETE_CHUNK: i64 = 10_000;
-
-/// `flows.bucket` is `first_seen_ns >> 36` (slices of 68.7 s): keep in step with the schema.
-const BUCKET_SHIFT: u32 = 36;
 
 /// Page size of a new database file, bytes.
 const PAGE_SIZE: i64 = 16 * 1024;
@@ -73,8 +70,9 @@ pub struct SqliteStore {
     insert_flow: String,
     update_flow: String,
     scratch: Vec<u8>,
-    text: String,
     names: Vec<String>,
+    /// `(chunk, min first_seen, max first_seen)` of the rows written by a transaction.
+    chunks: Vec<(i64, i64, i64)>,
     max_duration_ns: i64,
     /// Pages in use right after the last size-retention pass (see [`Store::retention`]).
     used_after_size_pass: Option<u64>,
@@ -165,6 +163,12 @@ fn update_flow_sql() -> String {
         col("end_reason"),
     )
 }
+
+/// Widens a chunk's first_seen range to hold the rows just written.
+const UPSERT_CHUNK: &str = "INSERT INTO flow_chunks (chunk, min_first_ns, max_first_ns) \
+     VALUES (?1, ?2, ?3) ON CONFLICT (chunk) DO UPDATE SET \
+     min_first_ns = min(min_first_ns, excluded.min_first_ns), \
+     max_first_ns = max(max_first_ns, excluded.max_first_ns)";
 
 const INSERT_NAME: &str = "INSERT OR IGNORE INTO flow_names (name_rev, flow_seq) VALUES (?1, ?2)";
 
@@ -323,8 +327,8 @@ impl SqliteStore {
             insert_flow: insert_flow_sql(),
             update_flow: update_flow_sql(),
             scratch: Vec::new(),
-            text: String::new(),
             names: Vec::new(),
+            chunks: Vec::new(),
             max_duration_ns,
             used_after_size_pass: None,
         })
@@ -400,16 +404,17 @@ impl SqliteStore {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut max_dur = self.max_duration_ns;
+        self.chunks.clear();
         {
             let mut ins = tx.prepare_cached(&self.insert_flow)?;
             let mut name = tx.prepare_cached(INSERT_NAME)?;
             for r in rows {
-                bind_flow(&mut ins, r, &mut self.scratch, &mut self.text)?;
+                bind_flow(&mut ins, r, &mut self.scratch)?;
                 let seq = if ins.raw_execute()? == 1 {
                     Some(tx.last_insert_rowid())
                 } else {
                     let mut upd = tx.prepare_cached(&self.update_flow)?;
-                    bind_flow(&mut upd, r, &mut self.scratch, &mut self.text)?;
+                    bind_flow(&mut upd, r, &mut self.scratch)?;
                     let mut q = upd.raw_query();
                     match q.next()? {
                         Some(row) => Some(row.get(0)?),
@@ -418,6 +423,14 @@ impl SqliteStore {
                 };
                 max_dur = max_dur.max(r.duration_ns);
                 let Some(seq) = seq else { continue };
+                let (chunk, first) = (seq >> CHUNK_SHIFT, r.first_seen.0);
+                match self.chunks.iter_mut().find(|c| c.0 == chunk) {
+                    Some(c) => {
+                        c.1 = c.1.min(first);
+                        c.2 = c.2.max(first);
+                    }
+                    None => self.chunks.push((chunk, first, first)),
+                }
                 self.names.clear();
                 for n in r.names() {
                     let rev = reversed_name(n);
@@ -430,6 +443,10 @@ impl SqliteStore {
                     name.raw_bind_parameter(2, seq)?;
                     name.raw_execute()?;
                 }
+            }
+            let mut up = tx.prepare_cached(UPSERT_CHUNK)?;
+            for c in &self.chunks {
+                up.execute([c.0, c.1, c.2])?;
             }
             if max_dur > self.max_duration_ns {
                 tx.prepare_cached(
@@ -596,11 +613,24 @@ impl<'a, 'b> Binder<'a, 'b> {
         self.st.raw_bind_parameter(self.i, v)
     }
 
-    fn ip(&mut self, ip: IpAddr, text: &mut String) -> rusqlite::Result<()> {
-        text.clear();
-        // Writing to a String cannot fail.
-        let _ = write!(text, "{ip}");
-        self.val(text.as_str())
+    fn ip(&mut self, ip: IpAddr) -> rusqlite::Result<()> {
+        self.val(schema::ip_bytes(&ip).as_slice())
+    }
+
+    /// TCP flag counts as a JSON array `[syn, fin, rst, psh, urg, ece, cwr, retransmits]`
+    /// (a third of the object's size; the decoder reads both), or NULL.
+    fn tcp(&mut self, t: Option<&TcpFlags>, buf: &mut Vec<u8>) -> rusqlite::Result<()> {
+        let Some(t) = t else {
+            return self.val(Option::<&str>::None);
+        };
+        buf.clear();
+        // Writing to a Vec cannot fail.
+        let _ = write!(
+            buf,
+            "[{},{},{},{},{},{},{},{}]",
+            t.syn, t.fin, t.rst, t.psh, t.urg, t.ece, t.cwr, t.retransmits
+        );
+        self.val(ToSqlOutput::Borrowed(ValueRef::Text(buf)))
     }
 
     /// JSON text, or NULL when `empty`.
@@ -620,19 +650,14 @@ impl<'a, 'b> Binder<'a, 'b> {
     }
 }
 
-fn bind_flow(
-    st: &mut Statement<'_>,
-    r: &FlowRow,
-    buf: &mut Vec<u8>,
-    text: &mut String,
-) -> rusqlite::Result<()> {
+fn bind_flow(st: &mut Statement<'_>, r: &FlowRow, buf: &mut Vec<u8>) -> rusqlite::Result<()> {
     let mut b = Binder::new(st);
     b.val(int(r.run_id))?;
     b.val(int(r.id))?;
     b.val(r.proto)?;
-    b.ip(r.src_ip, text)?;
+    b.ip(r.src_ip)?;
     b.val(r.src_port)?;
-    b.ip(r.dst_ip, text)?;
+    b.ip(r.dst_ip)?;
     b.val(r.dst_port)?;
     b.val(r.icmp_id)?;
     b.val(int(r.packets_c2s))?;
@@ -649,8 +674,8 @@ fn bind_flow(
     b.json(&r.vlan, r.vlan.is_empty(), buf)?;
     b.val(r.iface)?;
     b.val(r.iface_name.as_deref())?;
-    b.json(&r.tcp_c2s, r.tcp_c2s.is_none(), buf)?;
-    b.json(&r.tcp_s2c, r.tcp_s2c.is_none(), buf)?;
+    b.tcp(r.tcp_c2s.as_ref(), buf)?;
+    b.tcp(r.tcp_s2c.as_ref(), buf)?;
     b.val(r.icmp_errors)?;
     b.json(&r.quoted, r.quoted.is_none(), buf)?;
     b.json(&r.outer, r.outer.is_none(), buf)?;
@@ -721,9 +746,17 @@ impl<'r, 's> Decoder<'r, 's> {
     }
 
     fn ip(&mut self) -> Result<IpAddr, StoreError> {
-        let s: String = self.get()?;
-        s.parse()
-            .map_err(|_| self.corrupt(self.i - 1, format!("not an address: {s:?}")))
+        let i = self.i;
+        self.i += 1;
+        let v = self.row.get_ref(i).map_err(|e| self.corrupt(i, e))?;
+        schema::ip_from_value(v).ok_or_else(|| {
+            let shown = match v {
+                ValueRef::Text(t) => format!("{:?}", String::from_utf8_lossy(t)),
+                ValueRef::Blob(b) => format!("a BLOB of {} bytes", b.len()),
+                other => format!("a value of type {}", other.data_type()),
+            };
+            self.corrupt(i, format!("not an address: {shown}"))
+        })
     }
 
     fn json<T: DeserializeOwned + Default>(&mut self) -> Result<T, StoreError> {
@@ -841,7 +874,10 @@ impl Select {
             if c == '?' {
                 if let Some(v) = vals.next() {
                     self.params.push(v);
-                    let _ = write!(out, "?{}", self.params.len());
+                    let _ = core::fmt::Write::write_fmt(
+                        &mut out,
+                        format_args!("?{}", self.params.len()),
+                    );
                     continue;
                 }
             }
@@ -1103,6 +1139,15 @@ impl Store for SqliteStore {
                     this.used_after_size_pass = Some(this.used_bytes_raw()?);
                 }
             }
+            if st.flows > 0 {
+                // Chunks left without rows (a chunk partly deleted keeps its range: wider
+                // than needed, never too narrow).
+                this.conn.execute(
+                    "DELETE FROM flow_chunks WHERE NOT EXISTS (SELECT 1 FROM flows \
+                     WHERE seq >= flow_chunks.chunk << ?1 AND seq < (flow_chunks.chunk + 1) << ?1)",
+                    [CHUNK_SHIFT],
+                )?;
+            }
             if st.total() > 0 {
                 this.conn.execute_batch("PRAGMA incremental_vacuum")?;
                 // Best effort: readers may hold the log; the next checkpoint finishes it.
@@ -1139,30 +1184,26 @@ impl From<rusqlite::Error> for SelectError {
 }
 
 impl SqliteStore {
-    /// The first_seen slices (`first_seen_ns >> 36`) a query can match: its time range cut to
-    /// the slices holding data; `None` when no flow is stored.
-    fn buckets(&self, q: &FlowQuery, max_dur: i64) -> Result<Option<(i64, i64)>, StoreError> {
-        let ends = || -> rusqlite::Result<Option<(i64, i64)>> {
-            let min: Option<i64> =
-                self.conn
-                    .query_row("SELECT min(first_seen_ns) FROM flows", [], |r| r.get(0))?;
-            let max: Option<i64> =
-                self.conn
-                    .query_row("SELECT max(first_seen_ns) FROM flows", [], |r| r.get(0))?;
-            Ok(min.zip(max))
-        };
-        let Some((min, max)) = ends().map_err(|e| self.err("query flows", e))? else {
-            return Ok(None);
-        };
-        let mut lo = min >> BUCKET_SHIFT;
-        let mut hi = max >> BUCKET_SHIFT;
+    /// The chunks (`seq >> 12`) a query can match, as a subquery and its parameters: those
+    /// whose first_seen range meets the query's (a flow lasting into `from` started at most
+    /// `max_dur` before it).
+    fn chunk_list(q: &FlowQuery, max_dur: i64) -> (String, Vec<Value>) {
+        let mut terms = Vec::new();
+        let mut params = Vec::new();
         if let Some(from) = q.from {
-            lo = lo.max(from.0.saturating_sub(max_dur.max(0)) >> BUCKET_SHIFT);
+            terms.push("max_first_ns >= ?");
+            params.push(Value::Integer(from.0.saturating_sub(max_dur.max(0))));
         }
         if let Some(to) = q.to {
-            hi = hi.min(to.0.saturating_sub(1) >> BUCKET_SHIFT);
+            terms.push("min_first_ns < ?");
+            params.push(Value::Integer(to.0));
         }
-        Ok(Some((lo, hi)))
+        let mut sql = String::from("SELECT chunk FROM flow_chunks");
+        if !terms.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&terms.join(" AND "));
+        }
+        (sql, params)
     }
 
     /// The `SELECT` of a flow query, its parameters and the page size.
@@ -1197,42 +1238,40 @@ impl SqliteStore {
         if let Some(to) = q.to {
             s.and("first_seen_ns < ?", [Value::Integer(to.0)]);
         }
-        if q.host.is_some() || q.port.is_some() {
-            // The endpoint indexes lead with the first_seen slice: look each endpoint up in
-            // each slice of the range, one index per side.
-            let slices = self.buckets(q, max_dur)?;
-            let either = |s: &mut Select, src: &str, dst: &str, v: Value| match slices {
-                None => s.and("0", []),
-                Some((lo, hi)) => {
-                    let side = |col: &str| {
-                        format!(
-                            "SELECT seq FROM flows INDEXED BY flows_{col} WHERE bucket IN \
-                             (WITH RECURSIVE b(x) AS (SELECT ? UNION ALL SELECT x + 1 FROM b \
-                             WHERE x < ?) SELECT x FROM b) AND {col} = ?"
-                        )
-                    };
-                    s.and(
-                        &format!("seq IN ({} UNION ALL {})", side(src), side(dst)),
-                        [
-                            Value::Integer(lo),
-                            Value::Integer(hi),
-                            v.clone(),
-                            Value::Integer(lo),
-                            Value::Integer(hi),
-                            v,
-                        ],
-                    );
-                }
-            };
-            if let Some(h) = q.host {
-                either(&mut s, "src_ip", "dst_ip", Value::Text(h.to_string()));
-            }
-            if let Some(p) = q.port {
-                either(&mut s, "src_port", "dst_port", Value::Integer(p.into()));
-            }
+        // The endpoint and app indexes lead with the chunk: look the value up in each chunk
+        // the time range can hold, one index per side.
+        let (chunks, chunk_params) = SqliteStore::chunk_list(q, max_dur);
+        let lookup = |col: &str| {
+            format!(
+                "SELECT seq FROM flows INDEXED BY flows_{col} WHERE chunk IN ({chunks}) AND {col} = ?"
+            )
+        };
+        let either = |s: &mut Select, src: &str, dst: &str, v: Value| {
+            let mut params = chunk_params.clone();
+            params.push(v.clone());
+            params.extend(chunk_params.iter().cloned());
+            params.push(v);
+            s.and(
+                &format!("seq IN ({} UNION ALL {})", lookup(src), lookup(dst)),
+                params,
+            );
+        };
+        if let Some(h) = q.host {
+            let ip = schema::ip_bytes(&h);
+            either(
+                &mut s,
+                "src_ip",
+                "dst_ip",
+                Value::Blob(ip.as_slice().to_vec()),
+            );
+        }
+        if let Some(p) = q.port {
+            either(&mut s, "src_port", "dst_port", Value::Integer(p.into()));
         }
         if let Some(a) = &q.app {
-            s.and("app = ?", [Value::Text(a.clone())]);
+            let mut params = chunk_params.clone();
+            params.push(Value::Text(a.clone()));
+            s.and(&format!("seq IN ({})", lookup("app")), params);
         }
         if let Some(p) = q.proto {
             s.and("proto = ?", [Value::Integer(p.into())]);
@@ -1327,8 +1366,8 @@ mod tests {
                     ..FlowQuery::default()
                 },
                 &[
-                    "flows_src_ip (bucket=? AND src_ip=?)",
-                    "flows_dst_ip (bucket=? AND dst_ip=?)",
+                    "flows_src_ip (chunk=? AND src_ip=?)",
+                    "flows_dst_ip (chunk=? AND dst_ip=?)",
                     "LIST SUBQUERY",
                 ],
             ),
@@ -1339,8 +1378,8 @@ mod tests {
                     ..FlowQuery::default()
                 },
                 &[
-                    "flows_src_port (bucket=? AND src_port=?)",
-                    "flows_dst_port (bucket=? AND dst_port=?)",
+                    "flows_src_port (chunk=? AND src_port=?)",
+                    "flows_dst_port (chunk=? AND dst_port=?)",
                 ],
             ),
             (
@@ -1348,7 +1387,7 @@ mod tests {
                     app: Some("tls".into()),
                     ..FlowQuery::default()
                 },
-                &["flows_app (app=?)"],
+                &["flows_app (chunk=? AND app=?)"],
             ),
             (
                 FlowQuery {

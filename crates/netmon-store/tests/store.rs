@@ -981,3 +981,217 @@ fn readers_query_while_the_writer_holds_a_transaction() {
     other.execute_batch("COMMIT").unwrap();
     assert_eq!(all_flows(&mut r).len(), 0);
 }
+
+/// A version 1 file (text addresses, first_seen-slice indexes) opens, is migrated to the
+/// current version in place, and every row stays readable and findable by each filter.
+#[test]
+fn version_1_file_migrates_and_stays_queryable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    raw(&path)
+        .execute_batch(include_str!("fixtures/v1.sql"))
+        .unwrap();
+    // Read-only openers refuse a file that is not migrated yet.
+    assert!(matches!(
+        SqliteStore::open_read_only(&path),
+        Err(StoreError::NotInitialised { found: 1, .. })
+    ));
+    let mut s = SqliteStore::open(&path).unwrap();
+    assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+    assert_eq!(s.integrity_check().unwrap(), vec!["ok"]);
+    // Addresses are converted to their bytes.
+    let types: Vec<String> = {
+        let c = raw(&path);
+        let mut st = c
+            .prepare("SELECT typeof(src_ip) || typeof(dst_ip) FROM flows ORDER BY seq")
+            .unwrap();
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(types, vec!["blobblob"; 3]);
+
+    let t = |ms: i64| Timestamp(T0 + ms * 1_000_000);
+    let rows = all_flows(&mut s);
+    assert_eq!(rows.len(), 3);
+    let tls = &rows[0];
+    assert_eq!(
+        (tls.src_ip, tls.src_port, tls.dst_ip, tls.dst_port),
+        (
+            v4(10, 0, 0, 1),
+            Some(51000),
+            v4(93, 184, 216, 34),
+            Some(443)
+        )
+    );
+    assert_eq!((tls.first_seen, tls.last_seen), (t(1000), t(3000)));
+    assert_eq!(tls.alpn, vec!["h2".to_string(), "http/1.1".into()]);
+    assert_eq!(tls.tcp_c2s.unwrap().retransmits, 1);
+    assert_eq!(tls.sni.as_deref(), Some("www.example.com"));
+    let dns = &rows[1];
+    let v6a: IpAddr = "2001:db8::1".parse().unwrap();
+    let v6b: IpAddr = "2001:db8::53".parse().unwrap();
+    assert_eq!(
+        (dns.src_ip, dns.dst_ip, dns.vlan.clone()),
+        (v6a, v6b, vec![7])
+    );
+    assert_eq!(dns.dns[0].answers, vec!["2001:db8::80".to_string()]);
+    let icmp = &rows[2];
+    assert_eq!((icmp.src_port, icmp.icmp_id), (None, Some(77)));
+    assert_eq!(icmp.quoted.as_ref().unwrap().b_port, Some(4000));
+
+    // Each filter finds the old rows through the new indexes.
+    let ids = |s: &mut SqliteStore, q: FlowQuery| -> Vec<u64> {
+        let mut v: Vec<u64> = s
+            .query_flows(&q)
+            .unwrap()
+            .rows
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    let q = FlowQuery::default;
+    assert_eq!(
+        ids(
+            &mut s,
+            FlowQuery {
+                host: Some(v4(93, 184, 216, 34)),
+                ..q()
+            }
+        ),
+        [1]
+    );
+    assert_eq!(
+        ids(
+            &mut s,
+            FlowQuery {
+                host: Some(v6b),
+                ..q()
+            }
+        ),
+        [2]
+    );
+    assert_eq!(
+        ids(
+            &mut s,
+            FlowQuery {
+                host: Some(v4(192, 168, 1, 1)),
+                ..q()
+            }
+        ),
+        [3]
+    );
+    assert_eq!(
+        ids(
+            &mut s,
+            FlowQuery {
+                port: Some(53),
+                ..q()
+            }
+        ),
+        [2]
+    );
+    assert_eq!(
+        ids(
+            &mut s,
+            FlowQuery {
+                app: Some("DNS".into()),
+                ..q()
+            }
+        ),
+        [2]
+    );
+    assert_eq!(
+        ids(
+            &mut s,
+            FlowQuery {
+                domain: Some(DomainFilter::Suffix("example.org".into())),
+                ..q()
+            }
+        ),
+        [2]
+    );
+    // The chunk ranges were filled from the stored rows: a time range still finds them.
+    let range = |from: i64, to: i64| FlowQuery {
+        from: Some(t(from)),
+        to: Some(t(to)),
+        port: Some(443),
+        ..q()
+    };
+    assert_eq!(ids(&mut s, range(2500, 2600)), [1]);
+    assert_eq!(ids(&mut s, range(3001, 9000)), Vec::<u64>::new());
+    let series = s.query_series(&SeriesQuery::default()).unwrap().rows;
+    assert_eq!((series.len(), series[0].packets), (1, 21));
+    let alerts = s.query_alerts(&AlertQuery::default()).unwrap().rows;
+    assert_eq!(alerts[0].source, "10.0.0.1");
+
+    // New rows go in beside the old ones; a repeat of an old key changes nothing.
+    let mut old = tls.clone();
+    old.bytes_c2s = 1;
+    let new = flow(1, 4, 20, 1);
+    s.write_flows(&[old, new.clone()]).unwrap();
+    let rows = all_flows(&mut s);
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows[0].bytes_c2s, 1500);
+    assert_eq!(
+        ids(
+            &mut s,
+            FlowQuery {
+                host: Some(new.dst_ip),
+                ..q()
+            }
+        )
+        .last(),
+        Some(&4)
+    );
+    drop(s);
+    // Opening again migrates nothing.
+    let mut s = SqliteStore::open(&path).unwrap();
+    assert_eq!(all_flows(&mut s).len(), 4);
+    assert_eq!(s.integrity_check().unwrap(), vec!["ok"]);
+}
+
+/// Retention drops the first_seen range of a chunk whose rows are all gone, keeps the others,
+/// and queries through the chunk indexes still find what is left.
+#[test]
+fn retention_forgets_emptied_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(&dir);
+    let rows: Vec<FlowRow> = (1..=5000).map(|i| flow(1, i, i as i64, 0)).collect();
+    s.write_flows(&rows).unwrap();
+    let chunks = |p: &Path| -> Vec<i64> {
+        let c = raw(p);
+        let mut st = c
+            .prepare("SELECT chunk FROM flow_chunks ORDER BY chunk")
+            .unwrap();
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let path = dir.path().join("netmon.db");
+    assert_eq!(chunks(&path), [0, 1]);
+    let st = s
+        .retention(
+            &Retention {
+                max_age: Some(Duration::from_secs(500)),
+                max_bytes: None,
+            },
+            ts(5000),
+        )
+        .unwrap();
+    assert_eq!(st.flows, 4499);
+    assert_eq!(chunks(&path), [1]);
+    let page = s
+        .query_flows(&FlowQuery {
+            host: Some(v4(10, 0, 0, 2)),
+            from: Some(ts(4990)),
+            limit: 10_000,
+            ..FlowQuery::default()
+        })
+        .unwrap();
+    assert_eq!(page.rows.len(), 11);
+}
