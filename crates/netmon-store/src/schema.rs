@@ -259,23 +259,42 @@ pub(crate) fn ip_from_value(v: ValueRef<'_>) -> Option<IpAddr> {
 
 /// Converts version 1's text addresses to BLOBs; a value that is not an address is left as
 /// it was (reading it reports the row as damaged, as before).
+///
+/// In batches of [`REWRITE_BATCH`] rows read ahead of their updates, in `seq` order: the rows
+/// are never changed under a running `SELECT` of the same table (SQLite leaves what such a
+/// scan then sees undefined), and memory stays bounded however large the file.
 fn v2_addresses_to_blobs(conn: &Connection) -> rusqlite::Result<()> {
     let mut read = conn.prepare(
-        "SELECT seq, src_ip, dst_ip FROM flows WHERE typeof(src_ip) = 'text' OR typeof(dst_ip) = 'text'",
+        "SELECT seq, src_ip, dst_ip FROM flows WHERE seq > ?1 \
+         AND (typeof(src_ip) = 'text' OR typeof(dst_ip) = 'text') ORDER BY seq LIMIT ?2",
     )?;
     let mut write = conn.prepare(
         "UPDATE flows SET src_ip = coalesce(?2, src_ip), dst_ip = coalesce(?3, dst_ip) WHERE seq = ?1",
     )?;
-    let mut rows = read.query([])?;
-    while let Some(row) = rows.next()? {
-        let seq: i64 = row.get(0)?;
-        let conv = |i: usize| -> rusqlite::Result<Option<Vec<u8>>> {
-            Ok(ip_from_value(row.get_ref(i)?).map(|ip| ip_bytes(&ip).as_slice().to_vec()))
+    let conv = |v: ValueRef<'_>| ip_from_value(v).map(|ip| ip_bytes(&ip).as_slice().to_vec());
+    let mut after = i64::MIN;
+    // (seq, converted source, converted destination): `None` leaves the value as it is.
+    type Rewrite = (i64, Option<Vec<u8>>, Option<Vec<u8>>);
+    let mut batch: Vec<Rewrite> = Vec::new();
+    loop {
+        batch.clear();
+        let mut rows = read.query(rusqlite::params![after, REWRITE_BATCH])?;
+        while let Some(row) = rows.next()? {
+            batch.push((row.get(0)?, conv(row.get_ref(1)?), conv(row.get_ref(2)?)));
+        }
+        drop(rows);
+        let Some(&(last, _, _)) = batch.last() else {
+            return Ok(());
         };
-        write.execute(rusqlite::params![seq, conv(1)?, conv(2)?])?;
+        for (seq, src, dst) in &batch {
+            write.execute(rusqlite::params![seq, src, dst])?;
+        }
+        after = last;
     }
-    Ok(())
 }
+
+/// Rows [`v2_addresses_to_blobs`] reads before it writes them.
+const REWRITE_BATCH: i64 = 4096;
 
 /// The file's identity and version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

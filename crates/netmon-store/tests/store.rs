@@ -1195,3 +1195,56 @@ fn retention_forgets_emptied_chunks() {
         .unwrap();
     assert_eq!(page.rows.len(), 11);
 }
+
+/// The address rewrite of the version 2 migration goes in batches: a version 1 file with
+/// 10 000 more flows than the fixture (several batches) and one damaged address converts every
+/// good address and leaves the damaged one as it was (reading that row reports it).
+#[test]
+fn version_1_migration_rewrites_every_address_in_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1-many.db");
+    {
+        let c = raw(&path);
+        c.execute_batch(include_str!("fixtures/v1.sql")).unwrap();
+        c.execute_batch(
+            "WITH RECURSIVE n(i) AS (SELECT 10 UNION ALL SELECT i + 1 FROM n WHERE i < 10009) \
+             INSERT INTO flows (seq, run_id, id, proto, src_ip, src_port, dst_ip, dst_port, \
+             packets_c2s, bytes_c2s, packets_s2c, bytes_s2c, payload_bytes_c2s, \
+             payload_bytes_s2c, first_seen_ns, last_seen_ns, duration_ns, state, iface, \
+             icmp_errors, app_guess, ech) \
+             SELECT i, 1, i, 17, '10.1.' || (i / 256) || '.' || (i % 256), 1000, \
+             'fd00::' || printf('%x', i), 53, 1, 60, 1, 60, 32, 32, \
+             1704067300000000000 + i, 1704067300000000000 + i, 0, 'none', 1, 0, 0, 0 FROM n; \
+             UPDATE flows SET dst_ip = 'not an address' WHERE seq = 5000;",
+        )
+        .unwrap();
+    }
+    SqliteStore::open(&path).unwrap();
+    let c = raw(&path);
+    let count = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(count("SELECT count(*) FROM flows"), 10_003);
+    assert_eq!(
+        count("SELECT count(*) FROM flows WHERE typeof(src_ip) = 'blob'"),
+        10_003
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM flows WHERE typeof(dst_ip) = 'blob'"),
+        10_002
+    );
+    assert_eq!(
+        count("SELECT seq FROM flows WHERE typeof(dst_ip) = 'text'"),
+        5_000
+    );
+    // The bytes are the address's: 10.1.39.16 is flow 10 000's source, fd00::2710 its
+    // destination.
+    let (src, dst): (Vec<u8>, Vec<u8>) = c
+        .query_row(
+            "SELECT src_ip, dst_ip FROM flows WHERE seq = 10000",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(src, [10, 1, 39, 16]);
+    let want: std::net::Ipv6Addr = "fd00::2710".parse().unwrap();
+    assert_eq!(dst, want.octets());
+}
