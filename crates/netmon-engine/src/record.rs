@@ -400,22 +400,8 @@ impl FlowRecord {
             icmp_errors: c.icmp_errors,
             quoted: c.quoted().map(|k| KeyRecord(*k)),
             outer: c.outer().map(|k| KeyRecord(*k)),
-            app: None,
-            app_guess: false,
-            sni: None,
-            alpn: Vec::new(),
-            alpn_server: None,
-            tls_version: None,
-            ech: false,
-            ja4: None,
-            http: Vec::new(),
-            dns: Vec::new(),
-            quic_version: None,
-            ssh_client: None,
-            ssh_server: None,
-            stun_software: None,
-            domain: None,
-            enrich: crate::enrich::Enrichment::default(),
+            // Classification and enrichment: filled by the extension and the enricher.
+            ..FlowRecord::default()
         }
     }
 }
