@@ -341,13 +341,7 @@ fn sigkill_then_restart_finds_an_intact_store() {
 #[test]
 fn bad_configurations_are_one_line_errors() {
     let run = |yaml: &str| {
-        let cfg = temp(&format!("bad-{}.yaml", yaml.len()));
-        std::fs::write(&cfg, yaml).unwrap();
-        let o = Command::new(BIN)
-            .args(["--config", cfg.to_str().unwrap()])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
+        let o = common::run_netmond(&temp(&format!("bad-{}.yaml", yaml.len())), yaml);
         let err = String::from_utf8(o.stderr).unwrap();
         assert_eq!(err.lines().count(), 1, "{yaml}: {err}");
         assert_ne!(o.status.code(), Some(0), "{yaml}");
@@ -492,20 +486,14 @@ fn replay_into(
         "replay-{}.yaml",
         db.file_name().unwrap().to_string_lossy()
     ));
-    std::fs::write(
+    let o = common::run_netmond(
         &cfg,
-        format!(
+        &format!(
             "capture:\n  file: {}\nstorage:\n  path: {}\napi:\n  enabled: false\nlog:\n  format: json\n{extra}",
             file.display(),
             db.display()
         ),
-    )
-    .unwrap();
-    let o = Command::new(BIN)
-        .args(["--config", cfg.to_str().unwrap()])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    );
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "{}: {err}", file.display());
     err.lines()

@@ -51,21 +51,14 @@ fn corpus_file(name: &str) -> Option<PathBuf> {
 }
 
 fn replay(file: &Path, url: &str, spool: &Path) -> String {
-    let cfg = spool.with_extension("yaml");
-    std::fs::write(
-        &cfg,
-        format!(
+    let o = common::run_netmond(
+        &spool.with_extension("yaml"),
+        &format!(
             "capture:\n  file: {}\nstorage:\n  enabled: false\n  postgres:\n    url: '{url}'\n    spool_dir: {}\napi:\n  enabled: false\nlog:\n  format: json\n",
             file.display(),
             spool.display()
         ),
-    )
-    .unwrap();
-    let o = Command::new(BIN)
-        .args(["--config", cfg.to_str().unwrap()])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    );
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert_eq!(o.status.code(), Some(0), "{err}");
     err

@@ -33,3 +33,16 @@ pub(crate) fn get_raw(addr: SocketAddr, path: &str, headers: &str) -> (u16, Stri
         .unwrap_or(0);
     (status, head.to_owned(), body.to_owned())
 }
+
+/// Writes `yaml` to `cfg` and runs netmond on it until it exits (standard input closed,
+/// output captured).
+#[allow(dead_code)] // Not every test binary runs a daemon to its end.
+pub(crate) fn run_netmond(cfg: &std::path::Path, yaml: &str) -> std::process::Output {
+    std::fs::write(cfg, yaml).unwrap();
+    std::process::Command::new(env!("CARGO_BIN_EXE_netmond"))
+        .arg("--config")
+        .arg(cfg)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
