@@ -192,6 +192,7 @@ CREATE INDEX alerts_last_seen ON alerts (last_seen_ns);
 ///   rates), so each index insert descends through pages the CPU has cached and a transaction
 ///   dirties a handful of pages per index. `flow_chunks` holds the first_seen range of each
 ///   chunk, so a query with a time range looks up only the chunks that can hold it.
+/// * The first_seen slice column `bucket`, which only served those indexes, is dropped.
 /// * Addresses are BLOBs: 4 bytes IPv4, 16 bytes IPv6 (smaller keys, memcmp order). Text
 ///   addresses of version 1 are converted (and still read, should one be written by hand).
 const V2_BEFORE: &str = r#"
@@ -200,6 +201,7 @@ DROP INDEX flows_dst_ip;
 DROP INDEX flows_src_port;
 DROP INDEX flows_dst_port;
 DROP INDEX flows_app;
+ALTER TABLE flows DROP COLUMN bucket;
 ALTER TABLE flows ADD COLUMN chunk INTEGER GENERATED ALWAYS AS (seq >> 12) VIRTUAL;
 "#;
 

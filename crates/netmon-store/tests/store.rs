@@ -1223,6 +1223,15 @@ fn version_1_migration_rewrites_every_address_in_batches() {
     let c = raw(&path);
     let count = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
     assert_eq!(count("SELECT count(*) FROM flows"), 10_003);
+    // Version 1's first_seen slice column went with its indexes.
+    assert_eq!(
+        count("SELECT count(*) FROM pragma_table_xinfo('flows') WHERE name = 'bucket'"),
+        0
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM pragma_table_xinfo('flows') WHERE name = 'chunk'"),
+        1
+    );
     assert_eq!(
         count("SELECT count(*) FROM flows WHERE typeof(src_ip) = 'blob'"),
         10_003
