@@ -1343,6 +1343,27 @@ mod tests {
         rows.map(|r| r.unwrap()).collect::<Vec<_>>().join("; ")
     }
 
+    /// The schema's generated `chunk` column and [`CHUNK_SHIFT`] (used by retention and the
+    /// chunk ranges) say the same.
+    #[test]
+    fn chunk_column_matches_chunk_shift() {
+        let s = SqliteStore::open_in_memory().unwrap();
+        let sql: String = s
+            .conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'flows'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(
+            sql.contains(&format!(
+                "chunk INTEGER GENERATED ALWAYS AS (seq >> {CHUNK_SHIFT})"
+            )),
+            "{sql}"
+        );
+    }
+
     /// Each selective filter is answered through its index, not a scan of the table.
     #[test]
     fn flow_queries_use_their_indexes() {
