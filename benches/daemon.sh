@@ -33,7 +33,8 @@ options:
   --store on|off|both   the SQLite store (default on)
   --threads         one extra run per configuration under 'perf record', printing each
                     thread's share of the samples (netmon-shard-N, netmon-aggregate,
-                    netmon-store, netmond = the reader)
+                    netmon-store, netmond = the reader; with 1 shard
+                    the reader runs the shard inline, so netmond = reader + shard)
   --netmond PATH    use this binary instead of building one (also \$NETMOND)
   -h, --help        this text
 EOF

@@ -90,6 +90,38 @@ fn shards_give_the_records_of_one_engine_on_the_corpus() {
     assert!(load.iter().all(|&l| l > total / 6), "{load:?}");
 }
 
+/// One shard of a replay runs inline on the reader's thread; one shard of a live source
+/// (`Backpressure::Drop`) keeps a thread of its own. Both give the single engine's records, in
+/// order (the pool here is larger than the capture, so the live path cannot drop).
+#[test]
+fn one_shard_inline_or_on_its_thread_gives_the_records_of_one_engine() {
+    let path = netmon_testkit::fixtures_dir(env!("CARGO_MANIFEST_DIR")).join("demo.pcap");
+    let cfg = EngineConfig::default();
+    let one = single(&path, &cfg);
+    assert!(one.len() > 10, "{}", one.len());
+    for backpressure in [Backpressure::Block, Backpressure::Drop] {
+        let mut src = netmon_capture::open_file(&path).unwrap();
+        let mut out = Vec::new();
+        let sc = ShardConfig {
+            shards: 1,
+            batch_packets: 5,
+            batches_per_shard: 4096,
+            backpressure,
+            active_every: None,
+            processes: false,
+        };
+        let counters = std::sync::Arc::new(netmon_engine::sharded::PipelineCounters::new(1));
+        let o = run_sharded(&cfg, &sc, &mut src, &mut out, Some(counters.clone())).unwrap();
+        assert_eq!(counters.dropped_total(), 0, "{backpressure:?}");
+        let read = counters.read.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(read, o.summary.packets, "{backpressure:?}");
+        for c in [&counters.to_shard[0], &counters.processed[0]] {
+            assert_eq!(c.load(std::sync::atomic::Ordering::Relaxed), read);
+        }
+        assert_eq!(out, one, "{backpressure:?}");
+    }
+}
+
 #[derive(Default)]
 struct Alerts(Vec<AlertEvent>);
 
