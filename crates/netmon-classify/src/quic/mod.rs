@@ -225,7 +225,20 @@ pub enum GiveUp {
     HelloTooLarge,
     /// The CRYPTO stream does not start with a ClientHello (handshake type 1).
     NotClientHello,
+    /// [`MAX_UNDECRYPTABLE`] client Initial packets failed authentication and none
+    /// decrypted: the capture began after the client's first Initial (whose Destination
+    /// Connection ID keys them all), or the packets only look like QUIC.
+    Undecryptable,
 }
+
+/// Client Initial packets that may fail authentication, while none has decrypted, before a
+/// [`QuicInitialState`] gives up ([`GiveUp::Undecryptable`]). Two, not one: a single damaged
+/// packet is followed by the client's retransmission, which decrypts. Later packets would not
+/// do better: every client Initial is keyed from the Destination Connection ID of the client's
+/// first Initial (RFC 9001 §5.2), so when that packet was missed (its header names another
+/// DCID) none of them decrypts. A Retry or a new connection on the same ports brings a DCID
+/// of its own, which decrypts before this limit.
+pub const MAX_UNDECRYPTABLE: u32 = 2;
 
 /// Counters of a [`QuicInitialState`]: what was seen and what failed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -546,6 +559,11 @@ impl QuicInitialState {
             } else {
                 self.stats.decrypt_failures = self.stats.decrypt_failures.saturating_add(1);
             }
+            if self.stats.decrypted == 0 {
+                // Nothing to reassemble yet: the decryption buffer (a datagram's size) is not
+                // kept for a flow that may never decrypt.
+                conn.scratch = Vec::new();
+            }
             return;
         };
         self.stats.decrypted = self.stats.decrypted.saturating_add(1);
@@ -591,6 +609,12 @@ impl QuicInitialState {
                     self.progress = Some(Progress::Complete);
                 }
             }
+        }
+        if self.progress.is_none()
+            && self.stats.decrypted == 0
+            && self.stats.decrypt_failures >= MAX_UNDECRYPTABLE
+        {
+            self.progress = Some(Progress::GaveUp(GiveUp::Undecryptable));
         }
         if self.progress.is_none() && self.datagrams >= MAX_DATAGRAMS {
             self.progress = Some(Progress::GaveUp(GiveUp::DatagramBudget));

@@ -454,6 +454,63 @@ fn gives_up_after_the_datagram_budget() {
 }
 
 #[test]
+fn gives_up_when_initials_never_decrypt() {
+    // The capture began after the client's first Initial: its later Initials name the
+    // server's CID but are keyed from the first DCID, never seen.
+    let h = hello(2000);
+    let later = |pn| {
+        Build {
+            pn,
+            dcid: &SERVER_CID,
+            key_dcid: &DCID,
+            ..Build::default()
+        }
+        .packet(&crypto_frame(0, &h[..1100]))
+    };
+    let mut st = QuicInitialState::new();
+    assert_eq!(st.push_datagram(&later(1)), Progress::InProgress);
+    // Nothing decrypted: the decryption buffer is not kept.
+    assert_eq!(st.conn.as_ref().map(|c| c.scratch.capacity()), Some(0));
+    assert_eq!(
+        st.push_datagram(&later(2)),
+        Progress::GaveUp(GiveUp::Undecryptable)
+    );
+    assert_eq!(st.stats().decrypt_failures, MAX_UNDECRYPTABLE);
+    // Done: further datagrams are not examined.
+    assert_eq!(
+        st.push_datagram(&later(3)),
+        Progress::GaveUp(GiveUp::Undecryptable)
+    );
+    assert_eq!(st.stats().datagrams, 2);
+
+    // One damaged Initial, then the client's retransmission: the hello is found.
+    let mut bad = Build::default().packet(&crypto_frame(0, &h[..1100]));
+    let n = bad.len();
+    bad[n - 20] ^= 0x40;
+    let mut st = QuicInitialState::new();
+    assert_eq!(st.push_datagram(&bad), Progress::InProgress);
+    let resent = Build {
+        pn: 1,
+        ..Build::default()
+    }
+    .packet(&crypto_frame(0, &h[..1100]));
+    assert_eq!(st.push_datagram(&resent), Progress::InProgress);
+    let rest = Build {
+        pn: 2,
+        ..Build::default()
+    }
+    .packet(&crypto_frame(1100, &h[1100..]));
+    assert_eq!(st.push_datagram(&rest), Progress::Complete);
+    assert_eq!(st.client_hello(), Some(&h[..]));
+    // After a first decryption, failures no longer end the search.
+    let mut st = QuicInitialState::new();
+    st.push_datagram(&Build::default().packet(&crypto_frame(0, &h[..1100])));
+    for pn in 1..4 {
+        assert_eq!(st.push_datagram(&later(pn)), Progress::InProgress);
+    }
+}
+
+#[test]
 fn server_datagrams_record_versions_and_retry() {
     let mut st = QuicInitialState::new();
     // A server Initial + Handshake coalesced (keys irrelevant here).
