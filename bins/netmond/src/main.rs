@@ -369,14 +369,15 @@ fn run(args: &Args) -> anyhow::Result<()> {
     };
     let pg = open_postgres(&cfg, &shared, live)?;
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("api")
-        .enable_all()
-        .build()
-        .context("starting the API runtime")?;
     let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    // The API's runtime (one worker thread), started only when the API is on.
     let api = if cfg.api.enabled {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("api")
+            .enable_all()
+            .build()
+            .context("starting the API runtime")?;
         let api_cfg = ApiConfig {
             bind: cfg.api.bind,
             token: cfg.api.token.as_ref().map(|t| t.expose().to_owned()),
@@ -390,9 +391,10 @@ fn run(args: &Args) -> anyhow::Result<()> {
         if let Ok(addr) = server.local_addr() {
             info!(%addr, "API listening");
         }
-        Some(runtime.spawn(server.run(async move {
+        let task = runtime.spawn(server.run(async move {
             let _ = api_stop_rx.await;
-        })))
+        }));
+        Some((runtime, task))
     } else {
         None
     };
@@ -490,8 +492,8 @@ fn run(args: &Args) -> anyhow::Result<()> {
         let _ = t.join();
     }
     let _ = api_stop_tx.send(());
-    if let Some(h) = api {
-        match runtime.block_on(h) {
+    if let Some((runtime, task)) = api {
+        match runtime.block_on(task) {
             Ok(Err(e)) => warn!("API: {e}"),
             Err(e) => warn!("API task: {e}"),
             Ok(Ok(())) => {}

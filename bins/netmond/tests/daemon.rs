@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::free_port;
+use common::{free_port, temp};
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -14,10 +14,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_netmond");
 
 fn corpus_file(name: &str) -> Option<PathBuf> {
     netmon_testkit::corpus(env!("CARGO_MANIFEST_DIR")).map(|c| c.dir().join(name))
-}
-
-fn temp(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("netmond-test-{}-{name}", std::process::id()))
 }
 
 /// A GET over a fresh connection: status code and body.
@@ -336,6 +332,57 @@ fn sigkill_then_restart_finds_an_intact_store() {
     assert_eq!(s.row_counts().unwrap().0, before + 1994);
     drop(s);
     remove_db(&db);
+}
+
+/// With the API off, netmond starts no API runtime: its threads are the pipeline's.
+#[test]
+fn without_the_api_no_api_thread_runs() {
+    let Some(file) = corpus_file("ndpi_synscan.pcap") else {
+        return;
+    };
+    let cfg = temp("no-api.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "capture:\n  file: {}\nreplay:\n  speed: realtime\nstorage:\n  enabled: false\n\
+             api:\n  enabled: false\n",
+            file.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["--config", cfg.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let threads = |pid: u32| -> Vec<String> {
+        let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return Vec::new();
+        };
+        dir.flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+            .map(|c| c.trim().to_owned())
+            .collect()
+    };
+    // The replay is paced (23 s of capture): the pipeline is up long before it ends.
+    let t = Instant::now();
+    let names = loop {
+        let names = threads(child.id());
+        if names.iter().any(|n| n == "netmon-aggregat") {
+            break names;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "netmond exited early");
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "no pipeline: {names:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!names.iter().any(|n| n == "api"), "{names:?}");
 }
 
 #[test]

@@ -25,7 +25,7 @@ fn active_flows_name_their_local_process() {
     }
     let pair = VethPair::new("ndpr");
     let port = common::free_port();
-    let cfg = std::env::temp_dir().join(format!("netmond-live-{}.yaml", std::process::id()));
+    let cfg = common::temp("live.yaml");
     std::fs::write(
         &cfg,
         format!(

@@ -26,8 +26,24 @@ fn pg_url() -> Option<String> {
     }
 }
 
+/// The psql client itself. Debian's `psql` on the PATH is a wrapper that reads every
+/// cluster's configuration first, and fails while another test of this file is creating or
+/// dropping its own cluster; the version's binary does not look.
+fn psql_bin() -> PathBuf {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| {
+            d.flatten()
+                .map(|v| v.path().join("bin/psql"))
+                .filter(|p| p.is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found.pop().unwrap_or_else(|| PathBuf::from("psql"))
+}
+
 fn psql(url: &str, sql: &str) -> String {
-    let o = Command::new("psql")
+    let o = Command::new(psql_bin())
         .args([url, "-AtqX", "-v", "ON_ERROR_STOP=1", "-c", sql])
         .output()
         .expect("psql");
@@ -120,7 +136,7 @@ fn a_replay_reaches_postgres_exactly_once() {
         return;
     };
     let db = database(&url, &format!("netmond_once_{}", std::process::id()));
-    let spool = std::env::temp_dir().join(format!("netmond-pg-once-{}", std::process::id()));
+    let spool = common::temp("pg-once");
     let _ = std::fs::remove_dir_all(&spool);
     replay(&file, &db, &spool);
     let want = netmon_flows(&file);
@@ -156,7 +172,7 @@ fn an_outage_spools_across_restarts_and_drains_once() {
     };
     let db = database(&url, &format!("netmond_outage_{}", std::process::id()));
     let down = format!("{db} port=1 connect_timeout=1");
-    let spool = std::env::temp_dir().join(format!("netmond-pg-outage-{}", std::process::id()));
+    let spool = common::temp("pg-outage");
     let _ = std::fs::remove_dir_all(&spool);
     let want = netmon_flows(&file);
     replay(&file, &down, &spool);
@@ -340,7 +356,7 @@ fn postgres_stopped_mid_replay_and_a_restart_lose_nothing() {
     let Some(cluster) = Cluster::create() else {
         return;
     };
-    let spool = std::env::temp_dir().join(format!("netmond-pg-stop-{}", std::process::id()));
+    let spool = common::temp("pg-stop");
     let _ = std::fs::remove_dir_all(&spool);
     let url = cluster.url();
     // First daemon: stopped by SIGTERM 4 s into its replay, after the server went down at 2 s.

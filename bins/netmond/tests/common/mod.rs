@@ -4,6 +4,16 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+/// A path for a test's file (config, database, spool) in this test run's own directory under
+/// `target/tmp` (Cargo's `CARGO_TARGET_TMPDIR`): nothing is left in `/tmp`, names are stable
+/// (each test removes or overwrites its files before use), and `cargo clean` removes them.
+#[allow(dead_code)] // Not every test binary writes files.
+pub(crate) fn temp(name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("netmond-test");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
 /// A port nobody listens on now.
 pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
