@@ -84,6 +84,7 @@
 )]
 
 mod error;
+mod keys;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod query;

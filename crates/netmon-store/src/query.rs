@@ -305,15 +305,24 @@ impl RetentionStats {
     }
 }
 
-/// Lower-cases (ASCII) and trims a trailing dot: the form names are indexed and compared in.
-pub(crate) fn normalise_name(name: &str) -> String {
-    name.trim_end_matches('.').to_ascii_lowercase()
+/// The form names are filed and compared in: lower-cased (ASCII), without a trailing dot,
+/// reversed (`www.example.com` → `moc.elpmaxe.www`), so that a domain is a label-aligned
+/// prefix of its subdomains.
+pub(crate) fn reversed_name(name: &str) -> String {
+    let mut out = String::new();
+    reversed_name_into(name, &mut out);
+    out
 }
 
-/// The reversed form the name index holds: `www.example.com` → `moc.elpmaxe.www`, so that a
-/// domain and its subdomains are one range of the index.
-pub(crate) fn reversed_name(name: &str) -> String {
-    normalise_name(name).chars().rev().collect()
+/// [`reversed_name`] into a reused buffer.
+pub(crate) fn reversed_name_into(name: &str, out: &mut String) {
+    out.clear();
+    out.extend(
+        name.trim_end_matches('.')
+            .chars()
+            .rev()
+            .map(|c| c.to_ascii_lowercase()),
+    );
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use crate::error::StoreError;
 pub const APPLICATION_ID: i64 = 0x6e6d_6f6e;
 
 /// The schema version this crate writes and reads.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// One schema step: `before`, then `rewrite` (row conversions SQL cannot express), then
 /// `after`, all in one transaction.
@@ -39,6 +39,11 @@ const MIGRATIONS: &[Migration] = &[
         before: V2_BEFORE,
         rewrite: Some(v2_addresses_to_blobs),
         after: V2_AFTER,
+    },
+    Migration {
+        before: V3_BEFORE,
+        rewrite: Some(v3_file_keys),
+        after: V3_AFTER,
     },
 ];
 
@@ -219,6 +224,83 @@ CREATE TABLE flow_chunks (
 INSERT INTO flow_chunks (chunk, min_first_ns, max_first_ns)
     SELECT chunk, min(first_seen_ns), max(first_seen_ns) FROM flows GROUP BY chunk;
 "#;
+
+/// Version 3: the endpoint, port, app and name lookups move from SQLite indexes (a B-tree
+/// insert per flow and value) to per-chunk key summaries, `flow_keys` (see [`crate::keys`]):
+/// a transaction appends to a few hundred small BLOBs instead.
+///
+/// * `flow_keys (chunk, bucket, part, entries)`: filled from the stored rows (`flow_names` gives
+///   the names).
+/// * `flows` keeps its key `(run_id, id)` and `first_seen_ns` indexes; the five chunk indexes,
+///   `flow_names`, its index and its delete trigger go.
+/// * `meta.next_seq`: the next flow `seq`. Seqs are never handed out twice, even after the
+///   newest rows were deleted: a summary may still name a deleted row's seq.
+const V3_BEFORE: &str = r#"
+CREATE TABLE flow_keys (
+    chunk   INTEGER NOT NULL,
+    bucket  INTEGER NOT NULL,
+    part    INTEGER NOT NULL,
+    entries BLOB NOT NULL,
+    PRIMARY KEY (chunk, bucket, part)
+) WITHOUT ROWID;
+INSERT INTO meta (key, value) SELECT 'next_seq', coalesce(max(seq), 0) + 1 FROM flows;
+"#;
+
+const V3_AFTER: &str = r#"
+DROP INDEX flows_src_ip;
+DROP INDEX flows_dst_ip;
+DROP INDEX flows_src_port;
+DROP INDEX flows_dst_port;
+DROP INDEX flows_app;
+DROP TRIGGER flows_delete_names;
+DROP TABLE flow_names;
+"#;
+
+/// Files the values of every stored flow in `flow_keys`, in batches of [`REWRITE_BATCH`]
+/// rows (memory stays bounded). An address that does not decode (damaged, left as text by
+/// version 2) is not filed.
+fn v3_file_keys(conn: &Connection) -> rusqlite::Result<()> {
+    let mut read = conn.prepare(
+        "SELECT seq, src_ip, dst_ip, src_port, dst_port, app FROM flows WHERE seq > ?1 \
+         ORDER BY seq LIMIT ?2",
+    )?;
+    let mut names = conn.prepare(
+        "SELECT flow_seq, name_rev FROM flow_names WHERE flow_seq > ?1 AND flow_seq <= ?2",
+    )?;
+    let mut keys = crate::keys::KeyBuf::default();
+    let mut after = i64::MIN;
+    loop {
+        let mut last = None;
+        let mut rows = read.query(rusqlite::params![after, REWRITE_BATCH])?;
+        while let Some(row) = rows.next()? {
+            let seq: i64 = row.get(0)?;
+            last = Some(seq);
+            let src = ip_from_value(row.get_ref(1)?);
+            let dst = ip_from_value(row.get_ref(2)?);
+            let port = |i| -> rusqlite::Result<Option<u16>> {
+                Ok(row
+                    .get::<_, Option<i64>>(i)?
+                    .and_then(|p| u16::try_from(p).ok()))
+            };
+            let app: Option<String> = row.get(5)?;
+            keys.add_flow(seq, [src, dst], [port(3)?, port(4)?], app.as_deref(), &[]);
+        }
+        drop(rows);
+        let Some(last) = last else {
+            return Ok(());
+        };
+        let mut n = names.query([after, last])?;
+        while let Some(row) = n.next()? {
+            let seq: i64 = row.get(0)?;
+            if let rusqlite::types::ValueRef::Text(rev) = row.get_ref(1)? {
+                keys.add_name(seq, rev);
+            }
+        }
+        drop(n);
+        keys.write(conn, after.saturating_add(1))?;
+        after = last;
+    }
+}
 
 /// An address as stored from version 2 on: the 4 or 16 bytes of the address.
 pub(crate) fn ip_bytes(ip: &IpAddr) -> IpBytes {

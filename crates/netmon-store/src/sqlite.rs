@@ -1,8 +1,8 @@
 //! [`SqliteStore`]: the [`Store`] on an embedded SQLite file.
 
 use core::net::IpAddr;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::Duration;
 
 use netmon_types::Timestamp;
@@ -13,9 +13,10 @@ use serde::de::DeserializeOwned;
 
 use crate::Store;
 use crate::error::StoreError;
+use crate::keys::{self, KeyBuf, Kind, Match};
 use crate::query::{
     AlertQuery, Cursor, CursorKind, DEFAULT_PAGE, DomainFilter, FlowQuery, FlowSort, MAX_PAGE,
-    Order, Page, Retention, RetentionStats, SeriesQuery, reversed_name,
+    Order, Page, Retention, RetentionStats, SeriesQuery, reversed_name, reversed_name_into,
 };
 use crate::rows::{AlertRow, FlowRow, RunInfo, SeriesRow, TcpFlags};
 use crate::schema::{self, CHUNK_SHIFT, SCHEMA_VERSION};
@@ -71,6 +72,8 @@ pub struct SqliteStore {
     update_flow: String,
     scratch: Vec<u8>,
     names: Vec<String>,
+    /// The `flow_keys` entries of the rows a transaction wrote.
+    keys: KeyBuf,
     /// `(chunk, min first_seen, max first_seen)` of the rows written by a transaction.
     chunks: Vec<(i64, i64, i64)>,
     max_duration_ns: i64,
@@ -125,15 +128,18 @@ const FLOW_COLS: [&str; 42] = [
 
 /// `INSERT OR IGNORE`: a new flow (the common case) is one insert. `OR IGNORE` never aborts
 /// half-way, so SQLite needs no statement journal (an upsert would copy every page it touches
-/// into one: 10 % of the insert time).
+/// into one: 10 % of the insert time). The `seq` is the last parameter ([`SEQ_PARAM`]).
 fn insert_flow_sql() -> String {
     let cols = FLOW_COLS.join(", ");
     let params = (1..=FLOW_COLS.len())
         .map(|i| format!("?{i}"))
         .collect::<Vec<_>>()
         .join(", ");
-    format!("INSERT OR IGNORE INTO flows ({cols}) VALUES ({params})")
+    format!("INSERT OR IGNORE INTO flows ({cols}, seq) VALUES ({params}, ?{SEQ_PARAM})")
 }
+
+/// The parameter of the insert that holds the row's `seq`.
+const SEQ_PARAM: usize = FLOW_COLS.len() + 1;
 
 /// The key was stored: replace the row if this one is newer (greater `last_seen`, then more
 /// packets, then ended over live). Parameters are numbered as in the insert.
@@ -170,7 +176,10 @@ const UPSERT_CHUNK: &str = "INSERT INTO flow_chunks (chunk, min_first_ns, max_fi
      min_first_ns = min(min_first_ns, excluded.min_first_ns), \
      max_first_ns = max(max_first_ns, excluded.max_first_ns)";
 
-const INSERT_NAME: &str = "INSERT OR IGNORE INTO flow_names (name_rev, flow_seq) VALUES (?1, ?2)";
+/// The next `seq` to hand out: past every stored row and every seq handed out before
+/// (`meta.next_seq`; `flow_keys` may still name the seq of a deleted row).
+const NEXT_SEQ: &str = "SELECT max(coalesce((SELECT max(seq) FROM flows), 0) + 1, \
+     coalesce((SELECT value FROM meta WHERE key = 'next_seq'), 1))";
 
 const INSERT_SERIES: &str = "INSERT INTO series (run_id, start_ns, end_ns, iface, iface_name, \
      layer, proto, window_secs, covered_secs, packets, bytes, new_flows, pps, bps, \
@@ -314,6 +323,8 @@ impl SqliteStore {
         conn.pragma_update(None, "cache_size", -i64::from(config.cache_kib))
             .map_err(err("set cache_size"))?;
         conn.set_prepared_statement_cache_capacity(64);
+        // `rarray(?)`: the seqs a key lookup found, as a query parameter.
+        rusqlite::vtab::array::load_module(&conn).map_err(err("load rarray"))?;
         let max_duration_ns = conn
             .query_row(
                 "SELECT value FROM meta WHERE key = 'max_duration_ns'",
@@ -328,6 +339,7 @@ impl SqliteStore {
             update_flow: update_flow_sql(),
             scratch: Vec::new(),
             names: Vec::new(),
+            keys: KeyBuf::default(),
             chunks: Vec::new(),
             max_duration_ns,
             used_after_size_pass: None,
@@ -405,13 +417,20 @@ impl SqliteStore {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut max_dur = self.max_duration_ns;
         self.chunks.clear();
+        self.keys.clear();
         {
+            let first_seq: i64 = tx.prepare_cached(NEXT_SEQ)?.query_row([], |r| r.get(0))?;
+            let mut next_seq = first_seq;
             let mut ins = tx.prepare_cached(&self.insert_flow)?;
-            let mut name = tx.prepare_cached(INSERT_NAME)?;
             for r in rows {
                 bind_flow(&mut ins, r, &mut self.scratch)?;
+                ins.raw_bind_parameter(SEQ_PARAM, next_seq)?;
                 let seq = if ins.raw_execute()? == 1 {
-                    Some(tx.last_insert_rowid())
+                    let seq = next_seq;
+                    next_seq = next_seq.checked_add(1).ok_or_else(|| {
+                        rusqlite::Error::ToSqlConversionFailure("flow seq overflow".into())
+                    })?;
+                    Some(seq)
                 } else {
                     let mut upd = tx.prepare_cached(&self.update_flow)?;
                     bind_flow(&mut upd, r, &mut self.scratch)?;
@@ -431,18 +450,35 @@ impl SqliteStore {
                     }
                     None => self.chunks.push((chunk, first, first)),
                 }
-                self.names.clear();
+                // The row's distinct names, reversed, in reused buffers.
+                let mut used = 0;
                 for n in r.names() {
-                    let rev = reversed_name(n);
-                    if !rev.is_empty() && !self.names.contains(&rev) {
-                        self.names.push(rev);
+                    if used == self.names.len() {
+                        self.names.push(String::new());
+                    }
+                    let (done, rest) = self.names.split_at_mut(used);
+                    let Some(slot) = rest.first_mut() else {
+                        continue;
+                    };
+                    reversed_name_into(n, slot);
+                    if !slot.is_empty() && !done.contains(slot) {
+                        used += 1;
                     }
                 }
-                for n in &self.names {
-                    name.raw_bind_parameter(1, n.as_str())?;
-                    name.raw_bind_parameter(2, seq)?;
-                    name.raw_execute()?;
-                }
+                self.keys.add_flow(
+                    seq,
+                    [Some(r.src_ip), Some(r.dst_ip)],
+                    [r.src_port, r.dst_port],
+                    r.app.as_deref(),
+                    self.names.get(..used).unwrap_or_default(),
+                );
+            }
+            if next_seq != first_seq {
+                tx.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'next_seq'")?
+                    .execute([next_seq])?;
+            }
+            if !self.keys.is_empty() {
+                self.keys.write(&tx, first_seq)?;
             }
             let mut up = tx.prepare_cached(UPSERT_CHUNK)?;
             for c in &self.chunks {
@@ -624,12 +660,22 @@ impl<'a, 'b> Binder<'a, 'b> {
             return self.val(Option::<&str>::None);
         };
         buf.clear();
-        // Writing to a Vec cannot fail.
-        let _ = write!(
-            buf,
-            "[{},{},{},{},{},{},{},{}]",
-            t.syn, t.fin, t.rst, t.psh, t.urg, t.ece, t.cwr, t.retransmits
-        );
+        let mut num = itoa::Buffer::new();
+        let counts = [
+            u32::from(t.syn),
+            u32::from(t.fin),
+            u32::from(t.rst),
+            t.psh,
+            u32::from(t.urg),
+            u32::from(t.ece),
+            u32::from(t.cwr),
+            t.retransmits,
+        ];
+        for (i, c) in counts.into_iter().enumerate() {
+            buf.push(if i == 0 { b'[' } else { b',' });
+            buf.extend_from_slice(num.format(c).as_bytes());
+        }
+        buf.push(b']');
         self.val(ToSqlOutput::Borrowed(ValueRef::Text(buf)))
     }
 
@@ -650,6 +696,7 @@ impl<'a, 'b> Binder<'a, 'b> {
     }
 }
 
+/// Binds a flow's columns as parameters 1 to 42.
 fn bind_flow(st: &mut Statement<'_>, r: &FlowRow, buf: &mut Vec<u8>) -> rusqlite::Result<()> {
     let mut b = Binder::new(st);
     b.val(int(r.run_id))?;
@@ -858,16 +905,37 @@ fn decode_alert(row: &Row<'_>, path: &Path) -> Result<(i64, AlertRow), StoreErro
     Ok((d.seq, r))
 }
 
+/// A query parameter: a value, or a list for `rarray(?)`.
+#[derive(Clone, Debug)]
+enum Param {
+    Value(Value),
+    List(Rc<Vec<Value>>),
+}
+
+impl ToSql for Param {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        match self {
+            Param::Value(v) => v.to_sql(),
+            Param::List(l) => l.to_sql(),
+        }
+    }
+}
+
 /// A `SELECT` under construction: `WHERE` terms and their parameters.
 #[derive(Default)]
 struct Select {
     terms: Vec<String>,
-    params: Vec<Value>,
+    params: Vec<Param>,
 }
 
 impl Select {
     /// Adds a term; `?` in it are numbered in order with `vals`.
     fn and(&mut self, term: &str, vals: impl IntoIterator<Item = Value>) {
+        self.and_param(term, vals.into_iter().map(Param::Value));
+    }
+
+    /// [`Select::and`] with lists among the parameters.
+    fn and_param(&mut self, term: &str, vals: impl IntoIterator<Item = Param>) {
         let mut out = String::with_capacity(term.len() + 8);
         let mut vals = vals.into_iter();
         for c in term.chars() {
@@ -1140,13 +1208,24 @@ impl Store for SqliteStore {
                 }
             }
             if st.flows > 0 {
-                // Chunks left without rows (a chunk partly deleted keeps its range: wider
-                // than needed, never too narrow).
-                this.conn.execute(
+                // Chunks left without rows, and their key summaries (a chunk partly deleted
+                // keeps its range, wider than needed, never too narrow, and its summary: the
+                // seqs of deleted rows find nothing, and are never handed out again).
+                let mut gone = this.conn.prepare(
                     "DELETE FROM flow_chunks WHERE NOT EXISTS (SELECT 1 FROM flows \
-                     WHERE seq >= flow_chunks.chunk << ?1 AND seq < (flow_chunks.chunk + 1) << ?1)",
-                    [CHUNK_SHIFT],
+                     WHERE seq >= flow_chunks.chunk << ?1 AND seq < (flow_chunks.chunk + 1) << ?1) \
+                     RETURNING chunk",
                 )?;
+                let chunks = gone
+                    .query_map([CHUNK_SHIFT], |r| r.get::<_, i64>(0))?
+                    .collect::<rusqlite::Result<Vec<i64>>>()?;
+                drop(gone);
+                let mut keys = this
+                    .conn
+                    .prepare_cached("DELETE FROM flow_keys WHERE chunk = ?1")?;
+                for c in chunks {
+                    keys.execute([c])?;
+                }
             }
             if st.total() > 0 {
                 this.conn.execute_batch("PRAGMA incremental_vacuum")?;
@@ -1159,6 +1238,20 @@ impl Store for SqliteStore {
         };
         run(self, &mut st).map_err(|e| self.err("retention", e))?;
         Ok(st)
+    }
+}
+
+/// A clean close leaves no write-ahead log behind: the log is copied into the file and cut to
+/// nothing (`wal_checkpoint(TRUNCATE)`), also when another connection (the API's read-only
+/// one, which cannot checkpoint) closes last. Best effort: a reader in the middle of a query
+/// keeps its pages in the log for the next opener.
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        if !self.conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) {
+            let _ = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        }
     }
 }
 
@@ -1207,7 +1300,7 @@ impl SqliteStore {
     }
 
     /// The `SELECT` of a flow query, its parameters and the page size.
-    fn flow_select(&self, q: &FlowQuery) -> Result<(String, Vec<Value>, u32), StoreError> {
+    fn flow_select(&self, q: &FlowQuery) -> Result<(String, Vec<Param>, u32), StoreError> {
         let kind = CursorKind::from(q.sort);
         let key = match q.sort {
             FlowSort::FirstSeen => "first_seen_ns",
@@ -1238,61 +1331,56 @@ impl SqliteStore {
         if let Some(to) = q.to {
             s.and("first_seen_ns < ?", [Value::Integer(to.0)]);
         }
-        // The endpoint and app indexes lead with the chunk: look the value up in each chunk
-        // the time range can hold, one index per side.
+        // Host, port, app and name: the seqs filed under the value in the summaries of the
+        // chunks the time range can hold (one primary-key lookup per chunk), re-checked on
+        // the row where the row has the value as a column.
         let (chunks, chunk_params) = SqliteStore::chunk_list(q, max_dur);
-        let lookup = |col: &str| {
-            format!(
-                "SELECT seq FROM flows INDEXED BY flows_{col} WHERE chunk IN ({chunks}) AND {col} = ?"
-            )
-        };
-        let either = |s: &mut Select, src: &str, dst: &str, v: Value| {
-            let mut params = chunk_params.clone();
-            params.push(v.clone());
-            params.extend(chunk_params.iter().cloned());
-            params.push(v);
-            s.and(
-                &format!("seq IN ({} UNION ALL {})", lookup(src), lookup(dst)),
-                params,
-            );
+        let lookup = |s: &mut Select, kind: Kind, m: Match| -> Result<(), StoreError> {
+            let seqs = self.key_seqs(&chunks, &chunk_params, kind, &m)?;
+            s.and_param("seq IN rarray(?)", [Param::List(Rc::new(seqs))]);
+            Ok(())
         };
         if let Some(h) = q.host {
-            let ip = schema::ip_bytes(&h);
-            either(
-                &mut s,
-                "src_ip",
-                "dst_ip",
-                Value::Blob(ip.as_slice().to_vec()),
+            let ip = schema::ip_bytes(&h).as_slice().to_vec();
+            lookup(&mut s, Kind::Host, Match::Exact(ip.clone()))?;
+            s.and(
+                "(src_ip = ? OR dst_ip = ?)",
+                [Value::Blob(ip.clone()), Value::Blob(ip)],
             );
         }
         if let Some(p) = q.port {
-            either(&mut s, "src_port", "dst_port", Value::Integer(p.into()));
+            lookup(
+                &mut s,
+                Kind::Port,
+                Match::Exact(keys::port_value(p).to_vec()),
+            )?;
+            s.and(
+                "(src_port = ? OR dst_port = ?)",
+                [Value::Integer(p.into()), Value::Integer(p.into())],
+            );
         }
         if let Some(a) = &q.app {
-            let mut params = chunk_params.clone();
-            params.push(Value::Text(a.clone()));
-            s.and(&format!("seq IN ({})", lookup("app")), params);
+            lookup(&mut s, Kind::App, Match::Exact(keys::app_value(a)))?;
+            s.and("app = ?", [Value::Text(a.clone())]);
         }
         if let Some(p) = q.proto {
             s.and("proto = ?", [Value::Integer(p.into())]);
         }
         match &q.domain {
             None => {}
-            Some(DomainFilter::Exact(d)) => s.and(
-                "seq IN (SELECT flow_seq FROM flow_names WHERE name_rev = ?)",
-                [Value::Text(reversed_name(d))],
-            ),
+            Some(DomainFilter::Exact(d)) => {
+                lookup(
+                    &mut s,
+                    Kind::Name,
+                    Match::Exact(reversed_name(d).into_bytes()),
+                )?;
+            }
             Some(DomainFilter::Suffix(d)) => {
-                let rev = reversed_name(d);
-                s.and(
-                    "seq IN (SELECT flow_seq FROM flow_names WHERE name_rev = ? \
-                     OR (name_rev >= ? AND name_rev < ?))",
-                    [
-                        Value::Text(rev.clone()),
-                        Value::Text(format!("{rev}.")),
-                        Value::Text(format!("{rev}/")),
-                    ],
-                );
+                lookup(
+                    &mut s,
+                    Kind::Name,
+                    Match::Suffix(reversed_name(d).into_bytes()),
+                )?;
             }
         }
         if let Some(c) = q.cursor {
@@ -1308,10 +1396,55 @@ impl SqliteStore {
         Ok((sql, s.params, limit))
     }
 
+    /// The seqs filed under a value (`m`) of `kind` in the chunks `chunks` (a subquery with
+    /// its parameters) lists: sorted, each once.
+    fn key_seqs(
+        &self,
+        chunks: &str,
+        chunk_params: &[Value],
+        kind: Kind,
+        m: &Match,
+    ) -> Result<Vec<Value>, StoreError> {
+        let bucket = keys::bucket(kind, m.key());
+        let sql = format!(
+            "SELECT chunk, entries FROM flow_keys WHERE chunk IN ({chunks}) AND bucket = ?"
+        );
+        let mut seqs: Vec<i64> = Vec::new();
+        let run = |seqs: &mut Vec<i64>| -> Result<(), SelectError> {
+            let mut st = self.conn.prepare_cached(&sql)?;
+            let params = chunk_params.iter().cloned().chain([Value::Integer(bucket)]);
+            let mut rows = st.query(rusqlite::params_from_iter(params))?;
+            while let Some(row) = rows.next()? {
+                let chunk: i64 = row.get(0)?;
+                let ValueRef::Blob(b) = row.get_ref(1)? else {
+                    continue;
+                };
+                for e in keys::entries(b) {
+                    let (offset, v) = e.map_err(|bad| {
+                        SelectError::Store(StoreError::Corrupt {
+                            path: self.path.clone(),
+                            table: "flow_keys",
+                            seq: chunk,
+                            what: format!("bucket {bucket}: entry at byte {} damaged", bad.at),
+                        })
+                    })?;
+                    if m.matches(v) {
+                        seqs.push(chunk.wrapping_shl(CHUNK_SHIFT) | i64::from(offset));
+                    }
+                }
+            }
+            Ok(())
+        };
+        run(&mut seqs).map_err(|e| e.into_store(&self.path, "query flow keys"))?;
+        seqs.sort_unstable();
+        seqs.dedup();
+        Ok(seqs.into_iter().map(Value::Integer).collect())
+    }
+
     fn select<T>(
         &self,
         sql: &str,
-        params: &[Value],
+        params: &[Param],
         mut f: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
     ) -> Result<Vec<T>, SelectError> {
         let mut st = self.conn.prepare_cached(sql)?;
@@ -1386,11 +1519,7 @@ mod tests {
                     host: ip,
                     ..FlowQuery::default()
                 },
-                &[
-                    "flows_src_ip (chunk=? AND src_ip=?)",
-                    "flows_dst_ip (chunk=? AND dst_ip=?)",
-                    "LIST SUBQUERY",
-                ],
+                &["SEARCH flows USING INTEGER PRIMARY KEY (rowid=?)", "rarray"],
             ),
             (
                 FlowQuery {
@@ -1398,24 +1527,21 @@ mod tests {
                     from: Some(Timestamp(5)),
                     ..FlowQuery::default()
                 },
-                &[
-                    "flows_src_port (chunk=? AND src_port=?)",
-                    "flows_dst_port (chunk=? AND dst_port=?)",
-                ],
+                &["SEARCH flows USING INTEGER PRIMARY KEY (rowid=?)", "rarray"],
             ),
             (
                 FlowQuery {
                     app: Some("tls".into()),
                     ..FlowQuery::default()
                 },
-                &["flows_app (chunk=? AND app=?)"],
+                &["SEARCH flows USING INTEGER PRIMARY KEY (rowid=?)", "rarray"],
             ),
             (
                 FlowQuery {
                     domain: Some(DomainFilter::Suffix("example.com".into())),
                     ..FlowQuery::default()
                 },
-                &["flow_names"],
+                &["SEARCH flows USING INTEGER PRIMARY KEY (rowid=?)", "rarray"],
             ),
             (
                 FlowQuery {
@@ -1434,6 +1560,36 @@ mod tests {
                 !p.split("; ").any(|step| step == "SCAN flows"),
                 "{q:?}: {p}"
             );
+        }
+        // The key lookup behind them: one primary-key search per chunk of the time range.
+        for q in [
+            FlowQuery::default(),
+            FlowQuery {
+                from: Some(Timestamp(5)),
+                to: Some(Timestamp(9)),
+                ..FlowQuery::default()
+            },
+        ] {
+            let (chunks, params) = SqliteStore::chunk_list(&q, 0);
+            let sql = format!(
+                "EXPLAIN QUERY PLAN SELECT chunk, entries FROM flow_keys \
+                 WHERE chunk IN ({chunks}) AND bucket = ?"
+            );
+            let mut st = s.conn.prepare(&sql).unwrap();
+            let params = params.into_iter().chain([Value::Integer(1)]);
+            let p = st
+                .query_map(rusqlite::params_from_iter(params), |r| {
+                    r.get::<_, String>(3)
+                })
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect::<Vec<_>>()
+                .join("; ");
+            assert!(
+                p.contains("SEARCH flow_keys USING PRIMARY KEY (chunk=? AND bucket=?)"),
+                "{p}"
+            );
+            assert!(!p.contains("SCAN flow_keys"), "{p}");
         }
     }
 }
