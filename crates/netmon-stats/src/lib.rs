@@ -520,11 +520,14 @@ impl Stats {
             }
         }
         talk(&mut self.talkers, track.as_deref_mut(), f);
-        self.vertical.observe(f, ended, now, &mut self.em);
+        // Once for the three detectors (the vertical detector's own `syn_timeout_secs` is
+        // this one: it was cloned from this configuration).
         let syn_timeout = self.cfg.detectors.vertical_scan.syn_timeout_secs;
+        let decided = scan::decided(f, ended, now, syn_timeout);
+        self.vertical.observe(f, ended, decided, now, &mut self.em);
         self.horizontal
-            .observe(f, ended, now, &mut self.em, syn_timeout);
-        if f.proto == 6 && scan::decided(f, ended, now, syn_timeout) == Some(true) {
+            .observe(f, ended, decided, now, &mut self.em);
+        if f.proto == 6 && decided == Some(true) {
             let first = match track.as_deref_mut() {
                 Some(t) => !core::mem::replace(&mut t.failed_counted, true),
                 None => ended,
