@@ -445,12 +445,10 @@ impl Stats {
             new_flows: 1,
         };
         let keys = Self::flow_keys(f);
-        self.rings.count(sec, f.iface, None, &keys, new);
-        self.rings.gauge(sec, f.iface, &keys, true);
+        self.rings.count_and_raise(sec, f.iface, &keys, new);
         if let Some(a) = f.app {
             self.rings
-                .count(sec, f.iface, None, &[ProtoKey::App(a)], new);
-            self.rings.gauge(sec, f.iface, &[ProtoKey::App(a)], true);
+                .count_and_raise(sec, f.iface, &[ProtoKey::App(a)], new);
         }
         // One lookup per event: the flow's track is found (or made) once and handed on.
         let room = self.flows.len() < self.cfg.max_tracked_flows;
@@ -515,8 +513,7 @@ impl Stats {
                     new_flows: 1,
                 };
                 self.rings
-                    .count(sec, f.iface, None, &[ProtoKey::App(a)], new);
-                self.rings.gauge(sec, f.iface, &[ProtoKey::App(a)], true);
+                    .count_and_raise(sec, f.iface, &[ProtoKey::App(a)], new);
             }
         }
         talk(&mut self.talkers, track.as_deref_mut(), f);
