@@ -13,8 +13,8 @@
 //! a tick changes exactly the entries the walk would have changed. Stale pairs are bounded: the
 //! heap is rebuilt from the table once it holds more than twice the table's size (plus slack).
 
+use core::cmp::Ordering;
 use core::hash::{BuildHasher, Hash};
-use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
 /// "Not queued" (a new entry's `due` before its first [`Expiry::schedule`]).
@@ -29,10 +29,40 @@ pub(crate) trait Due {
 /// A min-heap of `(due, key)` pairs (see the [module documentation](self)).
 #[derive(Debug)]
 pub(crate) struct Expiry<K> {
-    heap: BinaryHeap<Reverse<(i64, K)>>,
+    heap: BinaryHeap<Pending<K>>,
 }
 
-impl<K: Ord + Hash + Clone> Expiry<K> {
+/// A queue pair, ordered by its deadline alone, earliest first in the max-heap. Pairs due at
+/// the same time pop in any order: a tick visits every due entry, and each visit changes only
+/// its own entry (what the steps collect, closed alerts, is sorted by the callers), so the
+/// order changes nothing — and comparing deadlines alone never reads the keys.
+#[derive(Debug)]
+struct Pending<K> {
+    at: i64,
+    key: K,
+}
+
+impl<K> PartialEq for Pending<K> {
+    fn eq(&self, o: &Self) -> bool {
+        self.at == o.at
+    }
+}
+
+impl<K> Eq for Pending<K> {}
+
+impl<K> PartialOrd for Pending<K> {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+impl<K> Ord for Pending<K> {
+    fn cmp(&self, o: &Self) -> Ordering {
+        o.at.cmp(&self.at)
+    }
+}
+
+impl<K: Hash + Eq + Clone> Expiry<K> {
     pub(crate) fn new() -> Self {
         Expiry {
             heap: BinaryHeap::new(),
@@ -53,7 +83,10 @@ impl<K: Ord + Hash + Clone> Expiry<K> {
         let at = at.min(UNQUEUED - 1);
         if at < *due {
             *due = at;
-            self.heap.push(Reverse((at, key.clone())));
+            self.heap.push(Pending {
+                at,
+                key: key.clone(),
+            });
         }
     }
 
@@ -66,11 +99,11 @@ impl<K: Ord + Hash + Clone> Expiry<K> {
         mut step: impl FnMut(&mut V) -> Option<i64>,
     ) {
         let mut again = Vec::new();
-        while let Some(Reverse((at, _))) = self.heap.peek() {
-            if *at > now {
+        while let Some(p) = self.heap.peek() {
+            if p.at > now {
                 break;
             }
-            let Some(Reverse((at, key))) = self.heap.pop() else {
+            let Some(Pending { at, key }) = self.heap.pop() else {
                 break;
             };
             let Some(v) = map.get_mut(&key) else {
@@ -88,7 +121,7 @@ impl<K: Ord + Hash + Clone> Expiry<K> {
                     // means "the next tick".
                     let next = next.max(now.saturating_add(1)).min(UNQUEUED - 1);
                     *v.due_mut() = next;
-                    again.push(Reverse((next, key)));
+                    again.push(Pending { at: next, key });
                 }
             }
         }
@@ -103,7 +136,10 @@ impl<K: Ord + Hash + Clone> Expiry<K> {
         let mut v = core::mem::take(&mut self.heap).into_vec();
         v.clear();
         for (k, e) in map.iter_mut() {
-            v.push(Reverse((*e.due_mut(), k.clone())));
+            v.push(Pending {
+                at: *e.due_mut(),
+                key: k.clone(),
+            });
         }
         self.heap = BinaryHeap::from(v);
     }
