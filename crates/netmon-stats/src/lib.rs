@@ -445,12 +445,10 @@ impl Stats {
             new_flows: 1,
         };
         let keys = Self::flow_keys(f);
-        self.rings.count(sec, f.iface, None, &keys, new);
-        self.rings.gauge(sec, f.iface, &keys, true);
+        self.rings.count_and_raise(sec, f.iface, &keys, new);
         if let Some(a) = f.app {
             self.rings
-                .count(sec, f.iface, None, &[ProtoKey::App(a)], new);
-            self.rings.gauge(sec, f.iface, &[ProtoKey::App(a)], true);
+                .count_and_raise(sec, f.iface, &[ProtoKey::App(a)], new);
         }
         // One lookup per event: the flow's track is found (or made) once and handed on.
         let room = self.flows.len() < self.cfg.max_tracked_flows;
@@ -515,16 +513,18 @@ impl Stats {
                     new_flows: 1,
                 };
                 self.rings
-                    .count(sec, f.iface, None, &[ProtoKey::App(a)], new);
-                self.rings.gauge(sec, f.iface, &[ProtoKey::App(a)], true);
+                    .count_and_raise(sec, f.iface, &[ProtoKey::App(a)], new);
             }
         }
         talk(&mut self.talkers, track.as_deref_mut(), f);
-        self.vertical.observe(f, ended, now, &mut self.em);
+        // Once for the three detectors (the vertical detector's own `syn_timeout_secs` is
+        // this one: it was cloned from this configuration).
         let syn_timeout = self.cfg.detectors.vertical_scan.syn_timeout_secs;
+        let decided = scan::decided(f, ended, now, syn_timeout);
+        self.vertical.observe(f, ended, decided, now, &mut self.em);
         self.horizontal
-            .observe(f, ended, now, &mut self.em, syn_timeout);
-        if f.proto == 6 && scan::decided(f, ended, now, syn_timeout) == Some(true) {
+            .observe(f, ended, decided, now, &mut self.em);
+        if f.proto == 6 && decided == Some(true) {
             let first = match track.as_deref_mut() {
                 Some(t) => !core::mem::replace(&mut t.failed_counted, true),
                 None => ended,

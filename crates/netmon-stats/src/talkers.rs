@@ -149,47 +149,65 @@ impl<K: Clone + Ord> Ranking<K> {
         self.heap.get(i).map_or(u64::MAX, |h| h.count)
     }
 
-    fn swap(&mut self, a: usize, b: usize) {
-        if a == b || a >= self.heap.len() || b >= self.heap.len() {
-            return;
+    /// Puts `item` at heap position `i` and tells its slot.
+    fn place(&mut self, i: usize, item: HeapItem) {
+        if let Some(h) = self.heap.get_mut(i) {
+            *h = item;
         }
-        self.heap.swap(a, b);
-        for i in [a, b] {
-            if let Some(h) = self.heap.get(i) {
-                if let Some(p) = self.at.get_mut(h.slot as usize) {
-                    *p = i as u32;
-                }
-            }
+        if let Some(p) = self.at.get_mut(item.slot as usize) {
+            *p = i as u32;
         }
     }
 
+    /// Moves the item at `i` up while it counts less than its parent. The item is held aside
+    /// and the parents move down into the hole: the same moves as swapping it up step by
+    /// step, with one write per level instead of two.
     fn sift_up(&mut self, mut i: usize) {
+        let Some(&item) = self.heap.get(i) else {
+            return;
+        };
         while i > 0 {
             let parent = (i - 1) / 2;
-            if self.count_at(i) >= self.count_at(parent) {
+            let Some(&p) = self.heap.get(parent) else {
+                break;
+            };
+            if item.count >= p.count {
                 break;
             }
-            self.swap(i, parent);
+            self.place(i, p);
             i = parent;
         }
+        self.place(i, item);
     }
 
+    /// Moves the item at `i` down while a child counts less (the smaller child, the left one
+    /// on a tie), with the hole technique of [`Ranking::sift_up`].
     fn sift_down(&mut self, mut i: usize) {
+        let Some(&item) = self.heap.get(i) else {
+            return;
+        };
+        let len = self.heap.len();
         loop {
             let (l, r) = (2 * i + 1, 2 * i + 2);
             let mut m = i;
-            if l < self.heap.len() && self.count_at(l) < self.count_at(m) {
+            let mut mc = item.count;
+            if l < len && self.count_at(l) < mc {
                 m = l;
+                mc = self.count_at(l);
             }
-            if r < self.heap.len() && self.count_at(r) < self.count_at(m) {
+            if r < len && self.count_at(r) < mc {
                 m = r;
             }
             if m == i {
                 break;
             }
-            self.swap(i, m);
+            let Some(&c) = self.heap.get(m) else {
+                break;
+            };
+            self.place(i, c);
             i = m;
         }
+        self.place(i, item);
     }
 }
 
@@ -268,8 +286,14 @@ impl<K: Hash + Eq + Clone + Ord> Paired<K> {
     }
 
     /// Adds `weights[i]` to `key` in ranking `i`.
+    ///
+    /// The rankings change in order (0, then 1), as before; the index is brought up to date
+    /// once at the end: the keys each ranking evicted lose their slot there, then `key` gets
+    /// its new slots — one lookup of `key` for both rankings instead of one per ranking.
     fn add(&mut self, key: &K, weights: [u64; 2]) {
         let held = self.index.get(key).copied().unwrap_or([Self::NONE; 2]);
+        let mut slots = held;
+        let mut evicted: [Option<K>; 2] = [None, None];
         for (i, (r, w)) in self.rankings.iter_mut().zip(weights).enumerate() {
             if w == 0 {
                 continue;
@@ -283,19 +307,32 @@ impl<K: Hash + Eq + Clone + Ord> Paired<K> {
             let Some((slot, old)) = r.insert(key, w) else {
                 continue;
             };
-            if let Some(old) = old {
-                if let Some(e) = self.index.get_mut(&old) {
-                    if let Some(s) = e.get_mut(i) {
-                        *s = Self::NONE;
-                    }
-                    if e.iter().all(|&s| s == Self::NONE) {
-                        self.index.remove(&old);
-                    }
+            if let Some(s) = slots.get_mut(i) {
+                *s = slot;
+            }
+            if let Some(e) = evicted.get_mut(i) {
+                *e = old;
+            }
+        }
+        if slots == held {
+            return;
+        }
+        // An evicted key is never `key` (`key` was not held in the ranking that evicted it).
+        for (i, old) in evicted.iter().enumerate() {
+            let Some(old) = old else { continue };
+            if let Some(e) = self.index.get_mut(old) {
+                if let Some(s) = e.get_mut(i) {
+                    *s = Self::NONE;
+                }
+                if e.iter().all(|&s| s == Self::NONE) {
+                    self.index.remove(old);
                 }
             }
-            let e = self.index.entry(key.clone()).or_insert([Self::NONE; 2]);
-            if let Some(s) = e.get_mut(i) {
-                *s = slot;
+        }
+        match self.index.get_mut(key) {
+            Some(e) => *e = slots,
+            None => {
+                self.index.insert(key.clone(), slots);
             }
         }
     }

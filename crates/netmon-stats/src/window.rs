@@ -209,6 +209,33 @@ pub(crate) struct IfaceRings {
     pub(crate) name: Option<String>,
     pub(crate) keys: Vec<KeyRing>,
     lookup: HashMap<ProtoKey, usize, FixedState>,
+    /// Position in `keys` of `All`, each `L3` and each `L4` key, by [`direct_slot`]
+    /// ([`NO_KEY`]: not there yet): the keys every packet shape and flow event counts under,
+    /// found without hashing.
+    direct: Box<[u32; DIRECT_SLOTS]>,
+}
+
+/// `All`, four `L3` kinds, 256 `L4` protocols.
+const DIRECT_SLOTS: usize = 1 + 4 + 256;
+
+/// An empty [`IfaceRings::direct`] slot.
+const NO_KEY: u32 = u32::MAX;
+
+/// The slot of a key in [`IfaceRings::direct`] (`None`: application and overflow keys).
+fn direct_slot(key: ProtoKey) -> Option<usize> {
+    match key {
+        ProtoKey::All => Some(0),
+        ProtoKey::L3(k) => Some(
+            1 + match k {
+                L3Kind::Ipv4 => 0,
+                L3Kind::Ipv6 => 1,
+                L3Kind::Arp => 2,
+                L3Kind::Other => 3,
+            },
+        ),
+        ProtoKey::L4(n) => Some(5 + usize::from(n)),
+        ProtoKey::App(_) | ProtoKey::Overflow => None,
+    }
 }
 
 /// Index of the interface row for interfaces beyond the cap.
@@ -226,6 +253,9 @@ pub(crate) struct Rings {
     /// Observations that went to the overflow interface.
     pub(crate) iface_overflows: u64,
     last_iface: Option<(u32, usize)>,
+    /// Tests only: find every key by hashing (the reference for the direct slots).
+    #[cfg(test)]
+    pub(crate) hash_only: bool,
 }
 
 impl Rings {
@@ -238,6 +268,8 @@ impl Rings {
             key_overflows: 0,
             iface_overflows: 0,
             last_iface: None,
+            #[cfg(test)]
+            hash_only: false,
         }
     }
 
@@ -261,6 +293,7 @@ impl Rings {
                     name: None,
                     keys: Vec::new(),
                     lookup: HashMap::with_hasher(FixedState::default()),
+                    direct: Box::new([NO_KEY; DIRECT_SLOTS]),
                 });
                 self.ifaces.len() - 1
             }
@@ -282,6 +315,14 @@ impl Rings {
         let ring_len = self.ring_len;
         let max_keys = self.max_keys;
         let f = self.ifaces.get_mut(iface)?;
+        let direct = direct_slot(key);
+        #[cfg(test)]
+        let direct = direct.filter(|_| !self.hash_only);
+        if let Some(&p) = direct.and_then(|d| f.direct.get(d)) {
+            if p != NO_KEY {
+                return f.keys.get_mut(p as usize);
+            }
+        }
         let pos = match f.lookup.get(&key) {
             Some(&p) => p,
             None => {
@@ -301,6 +342,15 @@ impl Rings {
                 }
             }
         };
+        // Only a key's own row is remembered (a key sent to the overflow row asks again, and
+        // is counted again, every time).
+        if let (Some(d), Some(k)) = (direct, f.keys.get(pos)) {
+            if direct_slot(k.key) == Some(d) {
+                if let Some(slot) = f.direct.get_mut(d) {
+                    *slot = u32::try_from(pos).unwrap_or(NO_KEY);
+                }
+            }
+        }
         f.keys.get_mut(pos)
     }
 
@@ -326,6 +376,30 @@ impl Rings {
                 }
                 r.total.add(&c);
                 r.last_active_sec = sec;
+            }
+        }
+    }
+
+    /// [`Rings::count`] then [`Rings::gauge`] `up` for the same keys (a flow's start), with
+    /// one lookup per key: the same rows, totals and overflow counts as the two calls.
+    pub(crate) fn count_and_raise(&mut self, sec: i64, iface: u32, keys: &[ProtoKey], c: Counts) {
+        let before = self.iface_overflows;
+        let f = self.iface(iface, None);
+        // The two calls would each have sent the interface to the overflow row.
+        self.iface_overflows += self.iface_overflows - before;
+        for &k in keys {
+            let overflows = self.key_overflows;
+            if let Some(r) = self.key(f, k) {
+                if let Some(b) = r.slot(sec) {
+                    b.add(&c);
+                }
+                r.total.add(&c);
+                r.last_active_sec = sec;
+                r.active = r.active.saturating_add(1);
+            }
+            // The two calls would each have found the key's row full.
+            if self.key_overflows != overflows {
+                self.key_overflows += 1;
             }
         }
     }
@@ -457,6 +531,63 @@ mod tests {
         r.gauge(0, 0, &[ProtoKey::All], false);
         r.gauge(0, 0, &[ProtoKey::All], true);
         assert_eq!(r.select(0, 1, None, |_| true).1, 1);
+    }
+
+    /// Everything a reader of the rings can see.
+    fn state(r: &Rings) -> String {
+        format!(
+            "{:?} {} {}",
+            r.ifaces
+                .iter()
+                .map(|f| (f.index, &f.name, &f.keys))
+                .collect::<Vec<_>>(),
+            r.key_overflows,
+            r.iface_overflows
+        )
+    }
+
+    proptest::proptest! {
+        /// The direct slots find the rows hashing finds (overflow rows and counts included),
+        /// and `count_and_raise` does what `count` then `gauge` do.
+        #[test]
+        fn direct_slots_and_merged_calls_change_nothing(
+            max_keys in 2usize..8,
+            ops in proptest::collection::vec((0u8..4, 0u32..3, 0u8..12, 0i64..12), 1..200),
+        ) {
+            let mut fast = Rings::new(5, 2, max_keys);
+            let mut slow = Rings::new(5, 2, max_keys);
+            slow.hash_only = true;
+            for (kind, iface, n, sec) in ops {
+                let keys = [
+                    ProtoKey::All,
+                    ProtoKey::L3([L3Kind::Ipv4, L3Kind::Ipv6, L3Kind::Arp, L3Kind::Other][usize::from(n % 4)]),
+                    ProtoKey::L4(n.wrapping_mul(37)),
+                    ProtoKey::App(["tls", "dns", "http"][usize::from(n % 3)]),
+                ];
+                let keys = &keys[usize::from(n % 3)..];
+                let c = pk(u64::from(n), 60);
+                match kind {
+                    0 => {
+                        fast.count_and_raise(sec, iface, keys, c);
+                        slow.count(sec, iface, None, keys, c);
+                        slow.gauge(sec, iface, keys, true);
+                    }
+                    1 => {
+                        fast.count(sec, iface, Some("eth0"), keys, c);
+                        slow.count(sec, iface, Some("eth0"), keys, c);
+                    }
+                    2 => {
+                        fast.gauge(sec, iface, keys, n % 2 == 0);
+                        slow.gauge(sec, iface, keys, n % 2 == 0);
+                    }
+                    _ => {
+                        fast.clear(sec);
+                        slow.clear(sec);
+                    }
+                }
+                proptest::prop_assert_eq!(state(&fast), state(&slow));
+            }
+        }
     }
 
     #[test]

@@ -14,6 +14,8 @@ mod expiry;
 pub mod flood;
 pub mod rule;
 pub mod scan;
+#[cfg(test)]
+mod scan_ref;
 
 pub use arp::ArpSweepConfig;
 pub use flood::SynFloodConfig;

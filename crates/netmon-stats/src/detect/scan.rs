@@ -131,37 +131,107 @@ impl Default for HorizontalScanConfig {
 const SAMPLE: usize = 16;
 
 /// Distinct items seen in a window, each with its latest outcome.
+///
+/// Most windows (a pair's ports, a key's hosts) only ever see one probe: that one is held
+/// inline, a list is allocated from the second on.
 #[derive(Clone, Debug)]
 struct Window<T> {
-    items: Vec<Item<T>>,
+    items: Items<T>,
     newest: i64,
-    /// Expiry deadline (horizontal keys; see [`Expiry`]).
+}
+
+/// A window's items: one inline, or a list (empty: no item).
+#[derive(Clone, Debug)]
+enum Items<T> {
+    One(Item<T>),
+    Many(Vec<Item<T>>),
+}
+
+impl<T: Copy> Items<T> {
+    fn as_slice(&self) -> &[Item<T>] {
+        match self {
+            Items::One(i) => core::slice::from_ref(i),
+            Items::Many(v) => v,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [Item<T>] {
+        match self {
+            Items::One(i) => core::slice::from_mut(i),
+            Items::Many(v) => v,
+        }
+    }
+
+    fn iter(&self) -> core::slice::Iter<'_, Item<T>> {
+        self.as_slice().iter()
+    }
+
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.as_slice().is_empty()
+    }
+
+    fn push(&mut self, item: Item<T>) {
+        match self {
+            Items::Many(v) if v.is_empty() && v.capacity() == 0 => *self = Items::One(item),
+            Items::Many(v) => v.push(item),
+            Items::One(first) => {
+                let mut v = Vec::with_capacity(4);
+                v.push(*first);
+                v.push(item);
+                *self = Items::Many(v);
+            }
+        }
+    }
+
+    fn retain(&mut self, keep: impl FnMut(&Item<T>) -> bool) {
+        match self {
+            Items::One(i) => {
+                let mut keep = keep;
+                if !keep(i) {
+                    *self = Items::Many(Vec::new());
+                }
+            }
+            Items::Many(v) => v.retain(keep),
+        }
+    }
+}
+
+/// One item of a window. `open_flow` is meaningful only while `open` (two fields instead of an
+/// `Option<u64>`: 8 bytes less, and the flags leave a niche for [`Items`]' tag).
+#[derive(Clone, Copy, Debug)]
+struct Item<T> {
+    first: i64,
+    last: i64,
+    /// The latest flow reported for this item in an update and not yet ended (so an alert
+    /// raised now counts its end as already seen), when `open`.
+    open_flow: u64,
+    what: T,
+    failed: bool,
+    open: bool,
+}
+
+/// A horizontal key's window and its expiry deadline (see [`Expiry`]).
+#[derive(Clone, Debug)]
+struct HWindow {
+    window: Window<IpAddr>,
     due: i64,
 }
 
-impl<T> Due for Window<T> {
+impl Due for HWindow {
     fn due_mut(&mut self) -> &mut i64 {
         &mut self.due
     }
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Item<T> {
-    what: T,
-    first: i64,
-    last: i64,
-    failed: bool,
-    /// The latest flow reported for this item in an update and not yet ended (so an alert
-    /// raised now counts its end as already seen).
-    open_flow: Option<u64>,
-}
-
 impl<T: Copy + PartialEq> Window<T> {
     fn new() -> Self {
         Window {
-            items: Vec::new(),
+            items: Items::Many(Vec::new()),
             newest: i64::MIN,
-            due: UNQUEUED,
         }
     }
 
@@ -176,35 +246,35 @@ impl<T: Copy + PartialEq> Window<T> {
         cap: usize,
     ) -> Result<isize, ()> {
         let ((id, ended), (first, last)) = (flow, span);
-        let open = (!ended).then_some(id);
         self.newest = self.newest.max(first);
-        if let Some(it) = self.items.iter_mut().find(|i| i.what == what) {
+        if let Some(it) = self
+            .items
+            .as_mut_slice()
+            .iter_mut()
+            .find(|i| i.what == what)
+        {
             // A success wins: the port (host) works.
             it.failed &= failed;
             it.first = it.first.min(first);
             it.last = it.last.max(last);
-            if ended && it.open_flow == Some(id) {
-                it.open_flow = None;
+            if ended && it.open && it.open_flow == id {
+                it.open = false;
             } else if !ended {
-                it.open_flow = open;
+                it.open = true;
+                it.open_flow = id;
             }
             return Ok(0);
         }
         if self.items.len() >= cap {
             return Err(());
         }
-        if self.items.capacity() == 0 {
-            // Most windows (pairs, ports) only ever see one probe: room for exactly one, not
-            // the four a first push reserves (≈150 B less per tracked pair or key; growth after
-            // that is the usual doubling).
-            self.items.reserve_exact(1);
-        }
         self.items.push(Item {
             what,
             first,
             last,
             failed,
-            open_flow: open,
+            open: !ended,
+            open_flow: id,
         });
         Ok(1)
     }
@@ -212,7 +282,7 @@ impl<T: Copy + PartialEq> Window<T> {
     /// A de-duplicator that knows the flows reported in updates and not yet ended.
     fn dedup(&self) -> FlowDedup {
         let mut d = FlowDedup::default();
-        for id in self.items.iter().filter_map(|i| i.open_flow) {
+        for id in self.items.iter().filter(|i| i.open).map(|i| i.open_flow) {
             d.first(id, false);
         }
         d
@@ -285,12 +355,19 @@ pub(crate) fn decided(f: &FlowObs, ended: bool, now: i64, syn_timeout_secs: u32)
 #[derive(Debug)]
 struct VPair {
     window: Window<u16>,
-    active: Option<Box<VActive>>,
+    /// The pair's alert and tombstone, when it has either (few pairs ever do).
+    ext: Option<Box<VExt>>,
+    /// Expiry deadline (see [`Expiry`]).
+    due: i64,
+}
+
+/// What only pairs that raised an alert carry.
+#[derive(Debug)]
+struct VExt {
+    active: Option<VActive>,
     /// Latest probe start of the last closed alert: earlier probes are late reports of it.
     tomb: Option<i64>,
     tomb_until: i64,
-    /// Expiry deadline (see [`Expiry`]).
-    due: i64,
 }
 
 impl Due for VPair {
@@ -300,15 +377,38 @@ impl Due for VPair {
 }
 
 impl VPair {
+    fn active(&self) -> Option<&VActive> {
+        self.ext.as_ref().and_then(|e| e.active.as_ref())
+    }
+
+    fn tomb(&self) -> Option<i64> {
+        self.ext.as_ref().and_then(|e| e.tomb)
+    }
+
+    /// Drops the extension once it holds neither an alert nor a tombstone.
+    fn trim(&mut self) {
+        if self
+            .ext
+            .as_ref()
+            .is_some_and(|e| e.active.is_none() && e.tomb.is_none())
+        {
+            self.ext = None;
+        }
+    }
+
     /// The earliest tick that may change the pair: its alert's close, its tombstone's end,
     /// or its window's expiry.
     fn deadline(&self, t: i64, grace: i64) -> i64 {
-        if let Some(a) = &self.active {
-            a.last_probe_start.saturating_add(t).saturating_add(1)
-        } else if self.tomb.is_some() {
-            self.tomb_until.saturating_add(1)
-        } else {
-            self.window.deadline(t, grace)
+        match self.ext.as_deref() {
+            Some(VExt {
+                active: Some(a), ..
+            }) => a.last_probe_start.saturating_add(t).saturating_add(1),
+            Some(VExt {
+                tomb: Some(_),
+                tomb_until,
+                ..
+            }) => tomb_until.saturating_add(1),
+            _ => self.window.deadline(t, grace),
         }
     }
 
@@ -320,21 +420,24 @@ impl VPair {
         closed: &mut Vec<Alert>,
         freed: &mut usize,
     ) -> bool {
-        if let Some(a) = &self.active {
-            if now.saturating_sub(a.last_probe_start) > t {
-                if let Some(a) = self.active.take() {
-                    self.tomb = Some(a.last_probe_start);
-                    self.tomb_until = now.saturating_add(grace);
-                    closed.push(a.alert);
+        if let Some(e) = self.ext.as_deref_mut() {
+            if let Some(a) = &e.active {
+                if now.saturating_sub(a.last_probe_start) > t {
+                    if let Some(a) = e.active.take() {
+                        e.tomb = Some(a.last_probe_start);
+                        e.tomb_until = now.saturating_add(grace);
+                        closed.push(a.alert);
+                    }
+                } else {
+                    return true;
                 }
-            } else {
+            }
+            if e.tomb.is_some() && now <= e.tomb_until {
                 return true;
             }
+            e.tomb = None;
         }
-        if self.tomb.is_some() && now <= self.tomb_until {
-            return true;
-        }
-        self.tomb = None;
+        self.trim();
         let keep = self.window.keep(now, t, grace);
         if !keep {
             *freed += self.window.items.len();
@@ -407,11 +510,20 @@ impl Vertical {
         (self.pairs.len(), self.probes)
     }
 
-    pub(crate) fn observe(&mut self, f: &FlowObs, ended: bool, now: i64, em: &mut Emitter) {
+    /// One flow summary; `decided`: its [`decided`] outcome (with this detector's
+    /// `syn_timeout_secs`), computed once by the caller for every detector.
+    pub(crate) fn observe(
+        &mut self,
+        f: &FlowObs,
+        ended: bool,
+        decided: Option<bool>,
+        now: i64,
+        em: &mut Emitter,
+    ) {
         if !self.cfg.enabled {
             return;
         }
-        let Some(failed) = decided(f, ended, now, self.cfg.syn_timeout_secs) else {
+        let Some(failed) = decided else {
             return;
         };
         let key = (f.initiator.ip, f.responder.ip);
@@ -424,9 +536,7 @@ impl Vertical {
             }
             Entry::Vacant(v) => v.insert(VPair {
                 window: Window::new(),
-                active: None,
-                tomb: None,
-                tomb_until: 0,
+                ext: None,
                 due: UNQUEUED,
             }),
         };
@@ -477,7 +587,8 @@ impl Vertical {
         let t = i64::from(self.cfg.window_secs).saturating_mul(NS);
         let mut closed = Vec::new();
         for (k, p) in &mut self.pairs {
-            if let Some(a) = p.active.take() {
+            if let Some(a) = p.ext.as_deref_mut().and_then(|e| e.active.take()) {
+                p.trim();
                 closed.push(a.alert);
                 // Without its alert the pair may go sooner.
                 let at = p.deadline(t, self.late_grace);
@@ -490,7 +601,7 @@ impl Vertical {
     pub(crate) fn active(&self) -> impl Iterator<Item = &Alert> {
         self.pairs
             .values()
-            .filter_map(|p| p.active.as_ref().map(|a| &a.alert))
+            .filter_map(|p| p.active().map(|a| &a.alert))
     }
 }
 
@@ -513,10 +624,10 @@ impl VState<'_> {
     ) {
         let port = f.responder.port;
         let (first, last) = (f.first_ts.0, f.last_ts.0.max(f.first_ts.0));
-        if pair.tomb.is_some_and(|t| first <= t) {
+        if pair.tomb().is_some_and(|t| first <= t) {
             return;
         }
-        if let Some(a) = &mut pair.active {
+        if let Some(a) = pair.ext.as_deref_mut().and_then(|e| e.active.as_mut()) {
             if a.dedup.first(f.id, ended) {
                 a.probes += 1;
             }
@@ -576,7 +687,7 @@ impl VState<'_> {
         let (first_seen, last_seen) = pair.window.span();
         let mut set = PortSet::default();
         let mut ok = PortSet::default();
-        for it in &pair.window.items {
+        for it in pair.window.items.iter() {
             set.insert(it.what);
             if !it.failed {
                 ok.insert(it.what);
@@ -620,7 +731,16 @@ impl VState<'_> {
         em.raise(&a.alert);
         *self.probes = self.probes.saturating_sub(pair.window.items.len());
         pair.window = Window::new();
-        pair.active = Some(Box::new(a));
+        match pair.ext.as_deref_mut() {
+            Some(e) => e.active = Some(a),
+            None => {
+                pair.ext = Some(Box::new(VExt {
+                    active: Some(a),
+                    tomb: None,
+                    tomb_until: 0,
+                }))
+            }
+        }
     }
 }
 
@@ -731,7 +851,7 @@ impl HActive {
 #[derive(Debug)]
 pub(crate) struct Horizontal {
     cfg: HorizontalScanConfig,
-    keys: foldhash::HashMap<(IpAddr, u8, u16), Window<IpAddr>>,
+    keys: foldhash::HashMap<(IpAddr, u8, u16), HWindow>,
     key_queue: Expiry<(IpAddr, u8, u16)>,
     srcs: foldhash::HashMap<IpAddr, HSrc>,
     src_queue: Expiry<IpAddr>,
@@ -763,18 +883,19 @@ impl Horizontal {
         (self.keys.len() + self.srcs.len(), self.probes)
     }
 
+    /// One flow summary; `decided`: its [`decided`] outcome (computed once by the caller).
     pub(crate) fn observe(
         &mut self,
         f: &FlowObs,
         ended: bool,
+        decided: Option<bool>,
         now: i64,
         em: &mut Emitter,
-        syn_timeout_secs: u32,
     ) {
         if !self.cfg.enabled {
             return;
         }
-        let Some(failed) = decided(f, ended, now, syn_timeout_secs) else {
+        let Some(failed) = decided else {
             return;
         };
         let src = f.initiator.ip;
@@ -801,14 +922,18 @@ impl Horizontal {
         }
         let key = (src, port.0, port.1);
         let full = self.keys.len() >= self.cfg.max_keys || self.probes >= self.cfg.max_probes;
-        let w = match self.keys.entry(key) {
+        let hw = match self.keys.entry(key) {
             Entry::Occupied(o) => o.into_mut(),
             Entry::Vacant(_) if full => {
                 self.drops += 1;
                 return;
             }
-            Entry::Vacant(v) => v.insert(Window::new()),
+            Entry::Vacant(v) => v.insert(HWindow {
+                window: Window::new(),
+                due: UNQUEUED,
+            }),
         };
+        let w = &mut hw.window;
         if self.probes >= self.cfg.max_probes && !w.items.iter().any(|i| i.what == f.responder.ip) {
             // (Only a key held before: a new one needs probes below the budget.)
             self.drops += 1;
@@ -827,7 +952,7 @@ impl Horizontal {
             Err(()) => 0,
         };
         let at = w.deadline(t, self.late_grace);
-        self.key_queue.schedule(&mut w.due, &key, at);
+        self.key_queue.schedule(&mut hw.due, &key, at);
         match observed {
             Ok(d) => self.probes = self.probes.saturating_add_signed(d),
             Err(()) => {
@@ -876,7 +1001,7 @@ impl Horizontal {
             failed_ratio: r,
             last_probe_start: w.newest,
         };
-        for it in &w.items {
+        for it in w.items.iter() {
             a.add_host(it.what, self.cfg.max_alert_hosts);
         }
         self.probes = self.probes.saturating_sub(w.items.len());
@@ -892,6 +1017,7 @@ impl Horizontal {
             let Some(ow) = self.keys.remove(&k) else {
                 continue;
             };
+            let ow = ow.window;
             self.probes = self.probes.saturating_sub(ow.items.len());
             let mut joined = false;
             for it in ow.items.iter().filter(|i| i.failed) {
@@ -931,7 +1057,8 @@ impl Horizontal {
             s.step(now, (t, grace), &mut closed).then(|| s.deadline(t))
         });
         let mut freed = 0usize;
-        self.key_queue.expire(&mut self.keys, now, |w| {
+        self.key_queue.expire(&mut self.keys, now, |hw| {
+            let w = &hw.window;
             let keep = w.keep(now, t, grace);
             if !keep {
                 freed += w.items.len();
@@ -951,7 +1078,8 @@ impl Horizontal {
         self.srcs
             .retain(|_, s| s.step(now, (t, grace), &mut closed));
         let mut freed = 0usize;
-        self.keys.retain(|_, w| {
+        self.keys.retain(|_, hw| {
+            let w = &hw.window;
             let keep = w.keep(now, t, grace);
             if !keep {
                 freed += w.items.len();
@@ -980,5 +1108,216 @@ impl Horizontal {
         self.srcs
             .values()
             .filter_map(|s| s.active.as_ref().map(|a| &a.alert))
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::scan_ref;
+    use crate::obs::Endpoint;
+    use proptest::prelude::*;
+
+    #[test]
+    fn compact_sizes() {
+        // One probe per window is held inline; pairs without an alert carry no tombstone.
+        assert_eq!(size_of::<Item<u16>>(), 32);
+        assert_eq!(size_of::<Items<u16>>(), 32);
+        assert_eq!(size_of::<Items<IpAddr>>(), 48);
+        assert_eq!(size_of::<VPair>(), 56);
+        assert_eq!(size_of::<HWindow>(), 64);
+    }
+
+    #[test]
+    fn items_inline_then_list() {
+        let mut w: Window<u16> = Window::new();
+        assert_eq!(w.observe(7, (1, false), (5, 6), true, 8), Ok(1));
+        assert!(matches!(w.items, Items::One(_)));
+        assert_eq!(w.observe(7, (1, true), (5, 9), false, 8), Ok(0));
+        assert_eq!(w.items.len(), 1);
+        assert!(!w.items.as_slice()[0].failed && !w.items.as_slice()[0].open);
+        assert_eq!(w.observe(8, (2, false), (10, 10), true, 8), Ok(1));
+        assert!(matches!(w.items, Items::Many(_)));
+        // Refused (full), but the window's newest start moves on, as before.
+        assert_eq!(w.observe(9, (3, false), (11, 11), true, 2), Err(()));
+        assert_eq!(w.prune(1), 1);
+        assert_eq!(w.items.len(), 1);
+        assert_eq!(w.prune(0), 1);
+        assert!(w.items.is_empty());
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Flow {
+            id: u64,
+            src: u8,
+            dst: u8,
+            port: u16,
+            proto: u8,
+            st: u8,
+            ended: bool,
+            answered: bool,
+            icmp: bool,
+            age: i64,
+            dur: i64,
+        },
+        Tick(i64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            8 => (
+                (0u64..24, 0u8..4, 0u8..8, 0u16..12, 0u8..3),
+                (0u8..6, any::<bool>(), any::<bool>(), 0u8..8, 0i64..90, 0i64..20),
+            )
+                .prop_map(|((id, src, dst, port, proto), (st, ended, answered, icmp, age, dur))| Op::Flow {
+                    id,
+                    src,
+                    dst,
+                    port,
+                    proto: [6, 17, 132][usize::from(proto)],
+                    st,
+                    ended,
+                    answered,
+                    icmp: icmp == 0,
+                    age,
+                    dur,
+                }),
+            3 => prop_oneof![0i64..3, 0i64..40, Just(400)].prop_map(Op::Tick),
+        ]
+    }
+
+    fn obs(o: &Op, now: i64) -> Option<(FlowObs, bool)> {
+        let Op::Flow {
+            id,
+            src,
+            dst,
+            port,
+            proto,
+            st,
+            ended,
+            answered,
+            icmp,
+            age,
+            dur,
+        } = *o
+        else {
+            return None;
+        };
+        let states = [
+            TcpState::SynOnly,
+            TcpState::Rejected,
+            TcpState::HalfOpen,
+            TcpState::Established,
+            TcpState::Closed,
+            TcpState::Other,
+        ];
+        let ip = |a: u8, b: u8| IpAddr::V4(core::net::Ipv4Addr::new(10, 0, a, b));
+        let first = now.saturating_sub(age * NS / 2);
+        let f = FlowObs {
+            id,
+            first_ts: Timestamp(first),
+            last_ts: Timestamp(first.saturating_add(dur * NS / 4)),
+            iface: 0,
+            proto,
+            initiator: Endpoint {
+                ip: ip(0, src),
+                port: 40_000,
+            },
+            responder: Endpoint {
+                ip: ip(1, dst),
+                port,
+            },
+            packets: [1, u64::from(answered)],
+            bytes: [60, 60 * u64::from(answered)],
+            tcp: (proto == 6).then(|| states[usize::from(st) % 6]),
+            responder_answered: answered,
+            icmp_errors: u32::from(icmp),
+            app: None,
+            end: ended.then_some(crate::obs::EndReason::Other),
+        };
+        Some((f, ended))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+        /// The compact tables raise, update and close exactly the alerts the tables before
+        /// them did (same events in the same order, same evidence), keep as many pairs, keys
+        /// and probes, and drop the same observations.
+        #[test]
+        fn same_alerts_as_before_the_compact_tables(
+            ops in prop::collection::vec(op(), 1..300),
+            (min_ports, min_hosts, window) in (2u32..6, 2u32..6, 1u32..30),
+            (max_pairs, max_ports, max_probes) in (1usize..6, 1usize..6, 1usize..24),
+            (max_keys, max_hosts, alert_hosts) in (1usize..8, 1usize..6, 1usize..8),
+            grace in 0u32..60,
+        ) {
+            let vcfg = VerticalScanConfig {
+                min_ports,
+                window_secs: window,
+                sequential_run: 3,
+                high_severity_ports: 6,
+                max_pairs,
+                max_ports_per_pair: max_ports,
+                max_probes,
+                ..VerticalScanConfig::default()
+            };
+            let hcfg = HorizontalScanConfig {
+                min_hosts,
+                window_secs: window,
+                high_severity_hosts: 5,
+                max_keys,
+                max_hosts_per_key: max_hosts,
+                max_probes,
+                max_alert_hosts: alert_hosts,
+                ..HorizontalScanConfig::default()
+            };
+            let mut v = Vertical::new(vcfg.clone(), grace);
+            let mut h = Horizontal::new(hcfg.clone(), grace);
+            let mut rv = scan_ref::Vertical::new(vcfg, grace);
+            let mut rh = scan_ref::Horizontal::new(hcfg, grace);
+            let (mut em, mut rem) = (Emitter::new(1 << 20), Emitter::new(1 << 20));
+            let mut now = 1_000 * NS;
+            for o in &ops {
+                match obs(o, now) {
+                    Some((f, ended)) => {
+                        let d = decided(&f, ended, now, 5);
+                        v.observe(&f, ended, d, now, &mut em);
+                        h.observe(&f, ended, d, now, &mut em);
+                        rv.observe(&f, ended, now, &mut rem);
+                        rh.observe(&f, ended, now, &mut rem, 5);
+                    }
+                    None => {
+                        let Op::Tick(d) = o else { continue };
+                        now += d * NS / 2 + 1;
+                        v.tick(now, &mut em);
+                        h.tick(now, &mut em);
+                        rv.tick(now, &mut rem);
+                        rh.tick(now, &mut rem);
+                    }
+                }
+                prop_assert_eq!(&em.events, &rem.events);
+                prop_assert_eq!(v.tracked(), rv.tracked());
+                prop_assert_eq!(h.tracked(), rh.tracked());
+                prop_assert_eq!((v.drops, h.drops), (rv.drops, rh.drops));
+                let mut a: Vec<Alert> = v.active().chain(h.active()).cloned().collect();
+                let mut b: Vec<Alert> = rv.active().chain(rh.active()).cloned().collect();
+                a.sort_by_key(|a| a.id);
+                b.sort_by_key(|a| a.id);
+                prop_assert_eq!(a, b);
+            }
+            v.finish(&mut em);
+            h.finish(&mut em);
+            rv.finish(&mut rem);
+            rh.finish(&mut rem);
+            for k in 1..4 {
+                v.tick(now + k * 200 * NS, &mut em);
+                h.tick(now + k * 200 * NS, &mut em);
+                rv.tick(now + k * 200 * NS, &mut rem);
+                rh.tick(now + k * 200 * NS, &mut rem);
+                prop_assert_eq!(v.tracked(), rv.tracked());
+                prop_assert_eq!(h.tracked(), rh.tracked());
+            }
+            prop_assert_eq!(&em.events, &rem.events);
+        }
     }
 }
