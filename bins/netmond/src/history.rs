@@ -244,7 +244,8 @@ pub(crate) fn query(
         ..FlowQuery::default()
     };
     let page = store.query_flows(&fq).map_err(|e| match e {
-        e @ netmon_store::StoreError::BadCursor { .. } => BackendError::BadRequest(e.to_string()),
+        e @ (netmon_store::StoreError::BadCursor { .. }
+        | netmon_store::StoreError::TooBroad { .. }) => BackendError::BadRequest(e.to_string()),
         e => BackendError::Internal(format!("store: {e}")),
     })?;
     Ok(HistoryPage {

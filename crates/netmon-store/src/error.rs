@@ -89,6 +89,18 @@ pub enum StoreError {
         /// Why it was refused.
         reason: &'static str,
     },
+    /// A history query whose host, port, app or domain filter matches more flows than one
+    /// query may gather ([`crate::SqliteConfig::max_key_matches`]): a client error, with what
+    /// to do about it.
+    #[error(
+        "more than {max} stored flows match the {filter} filter: narrow the time range (from, to) or add another filter"
+    )]
+    TooBroad {
+        /// The filter (`host`, `port`, `app`, `domain`).
+        filter: &'static str,
+        /// The bound.
+        max: usize,
+    },
     /// The writer thread is gone (closed, or it panicked): nothing more can be queued.
     #[error("the store writer has stopped")]
     WriterStopped,

@@ -42,6 +42,18 @@ pub(crate) enum Kind {
     Name = 4,
 }
 
+impl Kind {
+    /// The history filter that looks values of this kind up.
+    pub(crate) fn filter(self) -> &'static str {
+        match self {
+            Kind::Host => "host",
+            Kind::Port => "port",
+            Kind::App => "app",
+            Kind::Name => "domain",
+        }
+    }
+}
+
 /// FNV-1a (64 bit) of the kind and the value: stable across builds and platforms (it is
 /// stored).
 fn fnv(kind: Kind, v: &[u8]) -> u64 {

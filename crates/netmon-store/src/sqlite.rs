@@ -44,6 +44,10 @@ pub struct SqliteConfig {
     /// few key summaries, so a larger cache buys no speed (netmond over big.pcap: 32, 8 and
     /// 4 MiB ran alike; peak RSS 204, 178 and 171 MB).
     pub cache_kib: u32,
+    /// Most flows a host, port, app or domain filter may match within a query's time range
+    /// (each costs memory until the query ends); beyond it the query fails with
+    /// [`StoreError::TooBroad`]. Default 1 000 000 (about 40 MB).
+    pub max_key_matches: usize,
     /// Open read-only: for readers (the API) beside the writer; the file must already hold
     /// netmon's schema. WAL lets them read while the writer commits.
     pub read_only: bool,
@@ -54,6 +58,7 @@ impl Default for SqliteConfig {
         SqliteConfig {
             busy_timeout: Duration::from_secs(5),
             cache_kib: 8 * 1024,
+            max_key_matches: 1_000_000,
             read_only: false,
         }
     }
@@ -80,6 +85,8 @@ pub struct SqliteStore {
     /// `(chunk, min first_seen, max first_seen)` of the rows written by a transaction.
     chunks: Vec<(i64, i64, i64)>,
     max_duration_ns: i64,
+    /// See [`SqliteConfig::max_key_matches`].
+    max_key_matches: usize,
     /// Pages in use right after the last size-retention pass (see [`Store::retention`]).
     used_after_size_pass: Option<u64>,
 }
@@ -345,6 +352,7 @@ impl SqliteStore {
             keys: KeyBuf::default(),
             chunks: Vec::new(),
             max_duration_ns,
+            max_key_matches: config.max_key_matches.max(1),
             used_after_size_pass: None,
         })
     }
@@ -1340,6 +1348,12 @@ impl SqliteStore {
         let (chunks, chunk_params) = SqliteStore::chunk_list(q, max_dur);
         let lookup = |s: &mut Select, kind: Kind, m: Match| -> Result<(), StoreError> {
             let seqs = self.key_seqs(&chunks, &chunk_params, kind, &m)?;
+            if seqs.len() > self.max_key_matches {
+                return Err(StoreError::TooBroad {
+                    filter: kind.filter(),
+                    max: self.max_key_matches,
+                });
+            }
             s.and_param("seq IN rarray(?)", [Param::List(Rc::new(seqs))]);
             Ok(())
         };
@@ -1433,6 +1447,11 @@ impl SqliteStore {
                     })?;
                     if m.matches(v) {
                         seqs.push(chunk.wrapping_shl(CHUNK_SHIFT) | i64::from(offset));
+                        if seqs.len() > 2 * self.max_key_matches {
+                            // Duplicates (rows filed again by updates) are dropped below;
+                            // this many is past the bound whatever they are.
+                            return Ok(());
+                        }
                     }
                 }
             }

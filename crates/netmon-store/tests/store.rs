@@ -1587,3 +1587,57 @@ fn a_clean_close_leaves_no_log() {
         .unwrap();
     assert_eq!(n, 3001);
 }
+
+/// A filter may gather at most `max_key_matches` flows in a query's time range: beyond it the
+/// query is refused with a message saying what to narrow (a client error, no unbounded
+/// memory); a narrower time range gets its rows. (The range narrows by chunks of 4 096 rows:
+/// the flows of two chunks here, a bound above one chunk.)
+#[test]
+fn a_filter_matching_too_many_flows_is_refused_with_advice() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broad.db");
+    let mut s = SqliteStore::open_with(
+        &path,
+        &SqliteConfig {
+            max_key_matches: 5_000,
+            ..SqliteConfig::default()
+        },
+    )
+    .unwrap();
+    let rows: Vec<FlowRow> = (1..=8_192).map(|i| flow(1, i, i as i64, 1)).collect();
+    s.write_flows(&rows).unwrap();
+    let host = FlowQuery {
+        host: Some("10.0.0.2".parse().unwrap()),
+        ..FlowQuery::default()
+    };
+    let e = s.query_flows(&host).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StoreError::TooBroad {
+                filter: "host",
+                max: 5_000
+            }
+        ),
+        "{e:?}"
+    );
+    let msg = e.to_string();
+    assert!(msg.contains("narrow the time range"), "{msg}");
+    let port = FlowQuery {
+        port: Some(53),
+        ..FlowQuery::default()
+    };
+    assert!(matches!(
+        s.query_flows(&port),
+        Err(StoreError::TooBroad { filter: "port", .. })
+    ));
+    // Flows 5 000 to 5 099, in the second chunk: under the bound.
+    let narrow = FlowQuery {
+        from: Some(ts(5_001)),
+        to: Some(ts(5_100)),
+        limit: 1_000,
+        ..host
+    };
+    let got = s.query_flows(&narrow).unwrap().rows;
+    assert_eq!(got.len(), 100, "{}", got.len());
+}
