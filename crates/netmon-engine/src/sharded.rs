@@ -12,8 +12,9 @@
 //!   Batches are recycled: in steady state nothing is allocated per packet. With one shard
 //!   and [`Backpressure::Block`] (a replay) there is nothing to spread: the reader runs the
 //!   shard inline on its own thread, in the same batches and ticks, without copying a frame
-//!   (about a sixth less CPU on a large replay). A live source keeps its shard on a thread of
-//!   its own, so that the capture never waits for a batch.
+//!   (CPU figures in `docs/architecture.md`, from `benches/daemon.sh --threads`). A live
+//!   source keeps its shard on a thread of its own, so that the capture never waits for a
+//!   batch.
 //! - Each shard owns an [`Engine`] (flow table and classifier): no lock on the packet path. It
 //!   builds the [`FlowRecord`] of every ended flow and counts its packets' statistics into a
 //!   [`PacketTally`] per batch (windows, hierarchy, totals: sums, merged by shape); flow events
@@ -254,7 +255,9 @@ struct Events {
 /// pieces of this size, so memory stays bounded by the queues' depth instead of growing with
 /// the flow table. Recycled outputs keep their room, so this times the outputs in flight (~20
 /// per shard) is what records may hold: 256 (~5 MB per shard) rather than 1 024, which held
-/// ~21 MB at the peak of a 5 M-packet replay (heaptrack).
+/// ~21 MB at the peak of a 5 M-packet replay (`heaptrack netmond --config
+/// target/bench/daemon-1-on.yaml` on a build without mimalloc, `heaptrack_print
+/// --print-peaks 1`).
 pub const RECORDS_PER_EVENTS: usize = 256;
 
 /// The shard engine's sink: collects events into the current `Events`.
@@ -379,6 +382,11 @@ pub fn run_sharded<S: PipelineSink>(
         let ctx = ClassifyCtx::new(c.classify.clone());
         engines.push(Engine::with_context(c, ctx)?);
     }
+    // One shard replaying a file: the reader runs it inline, on its own thread (no copy of
+    // the frames into batches, no hand-over between cores). A live source keeps its shard on
+    // a thread of its own, so that a slow batch never holds up the capture ring.
+    let inline = n == 1 && shards.backpressure == Backpressure::Block;
+
     let per = shards.batches_per_shard.max(2);
     let batch_packets = shards.batch_packets.max(1);
 
@@ -390,7 +398,8 @@ pub fn run_sharded<S: PipelineSink>(
     for _ in 0..n {
         let (tx, rx) = bounded::<ToShard>(per);
         let (free_tx, free_rx) = bounded::<Batch>(per);
-        for _ in 0..per {
+        // An inline shard takes no batches: the reader hands it each frame in place.
+        for _ in 0..if inline { 0 } else { per } {
             let _ = free_tx.send(Batch::new(batch_packets));
         }
         let (evf_tx, evf_rx) = bounded::<Events>(per + 2);
@@ -399,11 +408,6 @@ pub fn run_sharded<S: PipelineSink>(
         ev_free_tx.push(evf_tx.clone());
         shard_ends.push((rx, free_tx, evf_tx, evf_rx));
     }
-
-    // One shard replaying a file: the reader runs it inline, on its own thread (no copy of
-    // the frames into batches, no hand-over between cores). A live source keeps its shard on
-    // a thread of its own, so that a slow batch never holds up the capture ring.
-    let inline = n == 1 && shards.backpressure == Backpressure::Block;
 
     let result = std::thread::scope(|scope| {
         // Shards.
@@ -828,8 +832,6 @@ fn busiest(
 struct Shard {
     i: usize,
     engine: Engine<FlowClass>,
-    /// The interface names of the current batch.
-    names: Arc<Vec<Option<String>>>,
     sink: ShardSink,
     active_every: Option<std::time::Duration>,
     last_export: std::time::Instant,
@@ -844,7 +846,6 @@ impl Shard {
         out: Sender<Events>,
         recycled: Receiver<Events>,
     ) -> Shard {
-        let names: Arc<Vec<Option<String>>> = Arc::default();
         Shard {
             i,
             engine,
@@ -855,7 +856,7 @@ impl Shard {
                     tally: PacketTally::new(0),
                     evs: Vec::new(),
                     records: Vec::new(),
-                    names: Arc::clone(&names),
+                    names: Arc::default(),
                     active: None,
                     last: false,
                 },
@@ -865,7 +866,6 @@ impl Shard {
                 out,
                 recycled,
             },
-            names,
             active_every,
             last_export: std::time::Instant::now(),
         }
@@ -879,10 +879,10 @@ impl Shard {
         self.sink.cur.tally.reset(clock.secs());
     }
 
-    /// The reader's interface names changed.
+    /// The reader's interface names (the current output carries them; the next one starts
+    /// with the same).
     fn set_names(&mut self, names: &Arc<Vec<Option<String>>>) {
-        if !Arc::ptr_eq(names, &self.names) {
-            self.names = Arc::clone(names);
+        if !Arc::ptr_eq(names, &self.sink.cur.names) {
             self.sink.cur.names = Arc::clone(names);
         }
     }
