@@ -26,8 +26,12 @@ use core::net::IpAddr;
 
 use crate::schema;
 
-/// Buckets per kind and chunk.
+/// Buckets per kind and chunk (at most 64: [`KeyBuf::add_name`] keeps one bit per bucket).
 pub(crate) const BUCKETS: u64 = 64;
+
+/// Longest name filed under its label-aligned prefixes (a DNS name has at most 253
+/// characters, RFC 1035 §2.3.4); a longer one is filed under itself only.
+pub(crate) const MAX_SUFFIX_NAME: usize = 255;
 
 /// What a value is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -167,10 +171,18 @@ impl KeyBuf {
         }
     }
 
-    /// Files a reversed name under each of its label-aligned prefixes (each bucket once).
+    /// Files a reversed name under each of its label-aligned prefixes, each bucket once: at
+    /// most [`BUCKETS`] entries however many labels the name has (names come from packets:
+    /// a 60 KB HTTP Host of one-letter labels must not become 30 000 entries of 60 KB). A name
+    /// longer than [`MAX_SUFFIX_NAME`] bytes is no DNS name: it is filed under itself only
+    /// (found by an exact domain filter, not by a suffix).
     pub(crate) fn add_name(&mut self, seq: i64, rev: &[u8]) {
-        let mut done: [i64; 8] = [-1; 8];
-        let mut n_done = 0usize;
+        if rev.len() > MAX_SUFFIX_NAME {
+            self.push(seq, Kind::Name, rev);
+            return;
+        }
+        // Buckets done, by `hash % BUCKETS` (the kind is the same for all).
+        let mut done: u64 = 0;
         let ends = rev
             .iter()
             .enumerate()
@@ -185,15 +197,11 @@ impl KeyBuf {
                 continue;
             }
             let b = bucket(Kind::Name, prefix);
-            // Several prefixes may share a bucket: one entry there is enough (beyond eight
-            // buckets a repeat is harmless: a query drops duplicate rows).
-            if done.iter().take(n_done).any(|&d| d == b) {
+            let bit = 1u64 << (b & 63);
+            if done & bit != 0 {
                 continue;
             }
-            if let Some(slot) = done.get_mut(n_done) {
-                *slot = b;
-                n_done += 1;
-            }
+            done |= bit;
             self.push_in(seq, b, rev);
         }
     }
@@ -401,6 +409,30 @@ mod tests {
         assert!(m.matches(b"moc.elpmaxe"));
         assert!(!m.matches(b"moc.elpmaxeda"));
         assert!(!Match::Exact(b"moc.elpmaxe".to_vec()).matches(b"moc.elpmaxe.www"));
+    }
+
+    /// Names come from packets: however many labels, a name makes at most one entry per
+    /// bucket, and a name too long for DNS one entry in all; every label prefix of a DNS-sized
+    /// name still lands in a bucket holding the name.
+    #[test]
+    fn a_name_of_many_labels_is_filed_at_most_once_per_bucket() {
+        let many: Vec<u8> = b"a.".repeat(120).into_iter().chain(*b"b").collect();
+        assert!(many.len() <= MAX_SUFFIX_NAME);
+        let mut k = KeyBuf::default();
+        k.add_name(1, &many);
+        assert!(k.pending.len() <= BUCKETS as usize, "{}", k.pending.len());
+        let mut buckets: Vec<i64> = k.pending.iter().map(|p| p.bucket).collect();
+        buckets.sort_unstable();
+        buckets.dedup();
+        assert_eq!(buckets.len(), k.pending.len(), "a bucket filed twice");
+        for end in (1..many.len()).filter(|&i| many[i] == b'.') {
+            assert!(buckets.contains(&bucket(Kind::Name, &many[..end])), "{end}");
+        }
+        let long = b"x.".repeat(30_000);
+        let mut k = KeyBuf::default();
+        k.add_name(1, &long);
+        assert_eq!(k.pending.len(), 1);
+        assert_eq!(k.pending[0].bucket, bucket(Kind::Name, &long));
     }
 
     #[test]

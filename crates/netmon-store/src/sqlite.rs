@@ -41,8 +41,10 @@ pub struct SqliteConfig {
     pub busy_timeout: Duration,
     /// Page cache of this connection, KiB (`PRAGMA cache_size`). Default 8 192 (8 MiB): since
     /// schema 3 a flow write touches the end of the table, of the `first_seen` index and of a
-    /// few key summaries, so a larger cache buys no speed (netmond over big.pcap: 32, 8 and
-    /// 4 MiB ran alike; peak RSS 204, 178 and 171 MB).
+    /// few key summaries, so a larger cache buys no speed (netmond over big.pcap, 1 shard,
+    /// `/usr/bin/time -f "%e %M" netmond --config target/bench/daemon-1-on.yaml` as
+    /// `benches/daemon.sh` writes it, builds alternated: 32, 8 and 4 MiB ran alike; peak RSS
+    /// 204, 178 and 171 MB).
     pub cache_kib: u32,
     /// Most flows a host, port, app or domain filter may match within a query's time range
     /// (each costs memory until the query ends); beyond it the query fails with
