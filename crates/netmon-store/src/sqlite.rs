@@ -1450,9 +1450,17 @@ impl SqliteStore {
                     if m.matches(v) {
                         seqs.push(chunk.wrapping_shl(CHUNK_SHIFT) | i64::from(offset));
                         if seqs.len() > 2 * self.max_key_matches {
-                            // Duplicates (rows filed again by updates) are dropped below;
-                            // this many is past the bound whatever they are.
-                            return Ok(());
+                            // Rows filed again by updates repeat their seqs: drop the
+                            // repeats, and refuse only when the distinct ones are too many
+                            // (never answer from a cut list).
+                            seqs.sort_unstable();
+                            seqs.dedup();
+                            if seqs.len() > self.max_key_matches {
+                                return Err(SelectError::Store(StoreError::TooBroad {
+                                    filter: kind.filter(),
+                                    max: self.max_key_matches,
+                                }));
+                            }
                         }
                     }
                 }

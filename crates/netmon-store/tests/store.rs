@@ -1640,4 +1640,26 @@ fn a_filter_matching_too_many_flows_is_refused_with_advice() {
     };
     let got = s.query_flows(&narrow).unwrap().rows;
     assert_eq!(got.len(), 100, "{}", got.len());
+
+    // Rows written again (updates) file their values again: 3 000 flows written four times
+    // are 12 000 entries, 3 000 flows — under the bound, all found.
+    let path = dir.path().join("rewritten.db");
+    let mut s = SqliteStore::open_with(
+        &path,
+        &SqliteConfig {
+            max_key_matches: 5_000,
+            ..SqliteConfig::default()
+        },
+    )
+    .unwrap();
+    let rows: Vec<FlowRow> = (1..=3_000).map(|i| flow(1, i, i as i64, 1)).collect();
+    for _ in 0..4 {
+        s.write_flows(&rows).unwrap();
+    }
+    let all = FlowQuery {
+        host: Some("10.0.0.2".parse().unwrap()),
+        limit: 10_000,
+        ..FlowQuery::default()
+    };
+    assert_eq!(s.query_flows(&all).unwrap().rows.len(), 3_000);
 }
