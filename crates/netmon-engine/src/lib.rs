@@ -108,8 +108,11 @@ pub struct EngineConfig {
 pub enum FlowEvent {
     /// The flow's first packet.
     Start,
-    /// A change (state, counters) or a periodic update.
+    /// A periodic update (active timeout): the counters so far.
     Update,
+    /// A change of state: the responder answered, the TCP state moved, or the application
+    /// was named.
+    Change,
     /// The flow ended.
     End,
 }
@@ -451,9 +454,9 @@ impl<E: FlowExt, S: EngineSink<E>> FlowSink<E> for Adapter<'_, S> {
     }
     fn on_change(&mut self, flow: &Flow<E>) {
         if let Some(st) = self.stats.as_deref_mut() {
-            st.on_flow_update(&flow_obs(flow));
+            st.on_flow_change(&flow_obs(flow));
         } else if self.observe {
-            self.sink.flow_observed(FlowEvent::Update, &flow_obs(flow));
+            self.sink.flow_observed(FlowEvent::Change, &flow_obs(flow));
         }
     }
     fn on_end(&mut self, flow: &Flow<E>) {

@@ -1113,6 +1113,7 @@ fn apply<S: PipelineSink>(
                     match kind {
                         FlowEvent::Start => st.on_flow_start(f),
                         FlowEvent::Update => st.on_flow_update(f),
+                        FlowEvent::Change => st.on_flow_change(f),
                         FlowEvent::End => st.on_flow_end(f),
                     }
                 }

@@ -450,7 +450,8 @@ impl Stats {
             self.rings
                 .count_and_raise(sec, f.iface, &[ProtoKey::App(a)], new);
         }
-        // One lookup per event: the flow's track is found (or made) once and handed on.
+        // Nothing counted by the talkers yet: they count the flow at its next periodic
+        // update or its end.
         let room = self.flows.len() < self.cfg.max_tracked_flows;
         let fresh = FlowTrack {
             app: f.app,
@@ -458,42 +459,51 @@ impl Stats {
             counted_packets: 0,
             failed_counted: false,
         };
-        let track = match self.flows.entry(f.id) {
-            std::collections::hash_map::Entry::Occupied(e) => {
-                let t = e.into_mut();
-                *t = fresh;
-                Some(t)
+        match self.flows.entry(f.id) {
+            std::collections::hash_map::Entry::Occupied(e) => *e.into_mut() = fresh,
+            std::collections::hash_map::Entry::Vacant(e) if room => {
+                e.insert(fresh);
             }
-            std::collections::hash_map::Entry::Vacant(e) if room => Some(e.insert(fresh)),
-            std::collections::hash_map::Entry::Vacant(_) => {
-                self.counters.flows_untracked += 1;
-                None
-            }
-        };
+            std::collections::hash_map::Entry::Vacant(_) => self.counters.flows_untracked += 1,
+        }
         self.flood.on_start(f, self.now, &mut self.em);
-        talk(&mut self.talkers, track, f);
     }
 
-    /// A flow's periodic summary (counters so far, state, application once known).
+    /// A flow's periodic summary (active timeout: counters so far, state, application once
+    /// known). The talkers count what the flow added since its last periodic summary.
     pub fn on_flow_update(&mut self, f: &FlowObs) {
         self.clock_for_flow(f);
-        self.flow_common(f, false);
+        self.flow_common(f, false, true);
+    }
+
+    /// A flow's state changed (the responder answered, the TCP state moved, the application
+    /// was named): the detectors and the application key see it; the talkers wait for the
+    /// flow's next periodic update or its end (see [`TopTalkers`]).
+    pub fn on_flow_change(&mut self, f: &FlowObs) {
+        self.clock_for_flow(f);
+        self.flow_common(f, false, false);
     }
 
     /// A flow ended (`f.end` says why).
     pub fn on_flow_end(&mut self, f: &FlowObs) {
         let sec = self.clock_for_flow(f);
         self.counters.flows_ended += 1;
-        let app = self.flow_common(f, true);
+        let app = self.flow_common(f, true, true);
         self.rings.gauge(sec, f.iface, &Self::flow_keys(f), false);
         if let Some(Some(a)) = app {
             self.rings.gauge(sec, f.iface, &[ProtoKey::App(a)], false);
         }
     }
 
-    /// What every summary (update or end) does. An ended flow's track is removed first (one
-    /// lookup per event); returns the track's application (`None`: the flow was untracked).
-    fn flow_common(&mut self, f: &FlowObs, ended: bool) -> Option<Option<&'static str>> {
+    /// What every summary (change, update or end) does; `talk`: the summary feeds the
+    /// talkers. An ended flow's track is removed first (one lookup per event); returns the
+    /// track's application (`None`: the flow was untracked).
+    fn flow_common(
+        &mut self,
+        f: &FlowObs,
+        ended: bool,
+        talk_now: bool,
+    ) -> Option<Option<&'static str>> {
         let sec = self.cur;
         let now = self.now;
         let mut removed;
@@ -516,7 +526,9 @@ impl Stats {
                     .count_and_raise(sec, f.iface, &[ProtoKey::App(a)], new);
             }
         }
-        talk(&mut self.talkers, track.as_deref_mut(), f);
+        if talk_now {
+            talk(&mut self.talkers, track.as_deref_mut(), f);
+        }
         // Once for the three detectors (the vertical detector's own `syn_timeout_secs` is
         // this one: it was cloned from this configuration).
         let syn_timeout = self.cfg.detectors.vertical_scan.syn_timeout_secs;

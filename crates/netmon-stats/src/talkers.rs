@@ -1,5 +1,8 @@
 //! Top talkers — hosts, host pairs and responder ports — by bytes and by packets, counted from
-//! flow summaries (never per packet).
+//! flow summaries (never per packet): what a flow added since its last count, at each periodic
+//! update (active timeout) and at its end — as a NetFlow collector counts flow records. A
+//! flow's start and its state changes (handshake, application named, FIN) do not count: the
+//! bytes of an open flow show at its next periodic update or its end.
 //!
 //! Each ranking is a weighted **Space-Saving** summary (Metwally, Agrawal, El Abbadi, 2005)
 //! with `capacity` counters: exact while fewer than `capacity` distinct keys were seen; after

@@ -297,6 +297,38 @@ fn talkers_count_each_byte_once_across_updates() {
 }
 
 #[test]
+fn talkers_count_at_periodic_updates_and_ends_not_at_starts_or_changes() {
+    let mut s = stats();
+    let mut f = flow(7, ts(T0, 0), ip(0, 1), ip(0, 2), 443, TcpState::SynOnly);
+    f.packets = [1, 0];
+    f.bytes = [60, 0];
+    s.on_flow_start(&f);
+    f.tcp = Some(TcpState::Established);
+    f.packets = [2, 1];
+    f.bytes = [120, 60];
+    f.responder_answered = true;
+    s.on_flow_change(&f);
+    assert!(s.talkers().hosts(RankBy::Bytes, 5).is_empty());
+    // The periodic update counts everything so far, the start's and the change's packets too.
+    f.packets = [4, 3];
+    f.bytes = [400, 300];
+    s.on_flow_update(&f);
+    let t = s.talkers().hosts(RankBy::Packets, 5);
+    assert_eq!((t[0].key, t[0].count), (ip(0, 1), 7));
+    // A change after it adds nothing; the end adds what came since the update.
+    f.packets = [5, 4];
+    f.bytes = [500, 400];
+    s.on_flow_change(&f);
+    assert_eq!(s.talkers().hosts(RankBy::Bytes, 1)[0].count, 700);
+    f.end = Some(EndReason::Fin);
+    s.on_flow_end(&f);
+    let t = s.talkers();
+    assert_eq!(t.hosts(RankBy::Bytes, 1)[0].count, 900);
+    assert_eq!(t.pairs(RankBy::Packets, 1)[0].count, 9);
+    assert_eq!(t.ports(RankBy::Bytes, 1)[0].key.port, 443);
+}
+
+#[test]
 fn vertical_scan_thresholds() {
     let scanner = ip(9, 9);
     let victim = ip(1, 1);
