@@ -270,10 +270,17 @@ fn talkers_count_each_byte_once_across_updates() {
     f.packets = [3, 2];
     f.bytes = [600, 400];
     s.on_flow_update(&f);
+    assert_eq!(s.table_sizes().exported_flows, 1);
+    f.packets = [4, 3];
+    f.bytes = [700, 500];
+    s.on_flow_update(&f);
+    assert_eq!(s.talkers().hosts(RankBy::Bytes, 1)[0].count, 1200);
     f.packets = [5, 3];
     f.bytes = [900, 600];
     f.end = Some(EndReason::Fin);
     s.on_flow_end(&f);
+    let z = s.table_sizes();
+    assert_eq!((z.tracked_flows, z.exported_flows), (0, 0));
     // A flow never seen starting counts whole at its end.
     let mut g = flow(8, ts(T0, 0), ip(0, 3), ip(0, 2), 22, TcpState::Closed);
     g.bytes = [100, 100];
@@ -1072,7 +1079,7 @@ proptest! {
         for o in ops {
             run_op(&mut s, &o, &mut t, 1);
             let z = s.table_sizes();
-            prop_assert!(z.tracked_flows <= 20);
+            prop_assert!(z.tracked_flows <= 20 && z.exported_flows <= z.tracked_flows);
             prop_assert!(z.vertical_pairs <= 10 && z.vertical_probes <= 30 + 6);
             prop_assert!(z.horizontal_probes <= 30 + 6);
             prop_assert!(z.arp_senders <= 10);
