@@ -82,7 +82,69 @@ impl Hash for Shape {
     }
 }
 
+/// The application name [`Shape::of`] appends to a packet's layers, if any.
+fn appended(p: &PacketObs<'_>) -> Option<&'static str> {
+    p.app
+        .filter(|a| p.layers.as_slice().last() != Some(a) && !a.is_empty())
+}
+
+/// A cheap hash of the shape [`Shape::of`] gives `p`, without building it: packets of equal
+/// shapes (same strings at the same addresses) have equal fingerprints. In `0..RECENT`.
+fn fingerprint(p: &PacketObs<'_>) -> usize {
+    let mut x = u64::from(p.iface)
+        ^ (p.l3 as u64) << 32
+        ^ u64::from(p.ip.map_or(0x100, |ip| u16::from(ip.proto))) << 40
+        ^ p.app.map_or(0, |a| a.as_ptr() as u64);
+    // The shape's layers: the packet's, and the application `Shape::of` appends (if room).
+    let extra = appended(p).filter(|_| p.layers.len() < crate::obs::MAX_LAYERS);
+    for l in p.layers.as_slice().iter().chain(&extra) {
+        x = x.rotate_left(7) ^ l.as_ptr() as u64;
+    }
+    (x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize & (RECENT - 1)
+}
+
 impl Shape {
+    /// Whether `Shape::of(p) == *self`, without building `Shape::of(p)` (a packet's shape
+    /// is some 250 bytes: building and comparing it cost more than the rest of the tally).
+    fn matches(&self, p: &PacketObs<'_>) -> bool {
+        if self.overflow
+            || self.iface != p.iface
+            || self.l3 != p.l3
+            || self.proto != p.ip.map(|ip| ip.proto)
+        {
+            return false;
+        }
+        let app_same = match (self.app, p.app) {
+            (None, None) => true,
+            (Some(a), Some(b)) => same_str(a, b),
+            _ => false,
+        };
+        if !app_same {
+            return false;
+        }
+        // `Shape::of` pushes the application onto the packet's layers (`Layers::push`: into
+        // the next free place, or marks the stack truncated when it is full).
+        let mine = self.layers.as_slice();
+        let theirs = p.layers.as_slice();
+        let (len, truncated, extra) = match appended(p) {
+            Some(a) if theirs.len() < crate::obs::MAX_LAYERS => {
+                (theirs.len() + 1, p.layers.truncated(), Some(a))
+            }
+            Some(_) => (theirs.len(), true, None),
+            None => (theirs.len(), p.layers.truncated(), None),
+        };
+        if mine.len() != len || self.layers.truncated() != truncated {
+            return false;
+        }
+        let (head, tail) = mine.split_at(theirs.len().min(mine.len()));
+        head.iter().zip(theirs).all(|(a, b)| same_str(a, b))
+            && match (tail.first(), extra) {
+                (None, None) => true,
+                (Some(a), Some(b)) => same_str(a, b),
+                _ => false,
+            }
+    }
+
     fn of(p: &PacketObs<'_>) -> Shape {
         let mut layers = p.layers;
         if let Some(a) = p.app {
@@ -105,7 +167,7 @@ impl Shape {
 ///
 /// Adding a packet allocates only when a shape is seen for the first time since the tally was
 /// created (a cleared tally keeps its room).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct PacketTally {
     /// The second the packets count in (the aggregator's clock when they were seen).
     sec: i64,
@@ -116,8 +178,24 @@ pub struct PacketTally {
     late: u64,
     shapes: Vec<(Shape, Counts)>,
     index: foldhash::HashMap<Shape, u32>,
-    /// Position of the last shape hit (consecutive packets often share one).
-    last: Option<usize>,
+    /// A direct-mapped cache in front of `index`, by [`Shape::fingerprint`]: position + 1 of
+    /// the shape last seen with each fingerprint (0: none). A batch has a few dozen shapes,
+    /// so most packets find theirs here with one comparison instead of a hash-map lookup.
+    recent: [u32; RECENT],
+}
+
+/// Entries of [`PacketTally`]'s recent-shape cache (a power of two).
+const RECENT: usize = 64;
+
+impl Default for PacketTally {
+    /// An empty tally for second 0 whose latest timestamp reads 0 (as the derived default
+    /// did); [`PacketTally::new`] is what callers want.
+    fn default() -> Self {
+        PacketTally {
+            max_ts: 0,
+            ..PacketTally::new(0)
+        }
+    }
 }
 
 impl PacketTally {
@@ -126,7 +204,12 @@ impl PacketTally {
         PacketTally {
             sec,
             max_ts: i64::MIN,
-            ..PacketTally::default()
+            packets: 0,
+            bytes: 0,
+            late: 0,
+            shapes: Vec::new(),
+            index: foldhash::HashMap::default(),
+            recent: [0; RECENT],
         }
     }
 
@@ -139,7 +222,7 @@ impl PacketTally {
         self.late = 0;
         self.shapes.clear();
         self.index.clear();
-        self.last = None;
+        self.recent = [0; RECENT];
     }
 
     /// The second the packets count in.
@@ -187,20 +270,25 @@ impl PacketTally {
             self.late += 1;
         }
         self.max_ts = self.max_ts.max(p.ts.0);
-        let shape = Shape::of(p);
         let c = Counts {
             packets: 1,
             bytes: len,
             new_flows: 0,
         };
-        if let Some(i) = self.last {
+        let fp = fingerprint(p);
+        if let Some(i) = self
+            .recent
+            .get(fp)
+            .and_then(|&r| (r as usize).checked_sub(1))
+        {
             if let Some((s, n)) = self.shapes.get_mut(i) {
-                if *s == shape {
+                if s.matches(p) {
                     n.add(&c);
                     return;
                 }
             }
         }
+        let shape = Shape::of(p);
         let i = match self.index.get(&shape) {
             Some(&i) => i as usize,
             None if self.shapes.len() < MAX_SHAPES => {
@@ -232,7 +320,10 @@ impl PacketTally {
         if let Some((_, n)) = self.shapes.get_mut(i) {
             n.add(&c);
         }
-        self.last = Some(i);
+        if let Some(r) = self.recent.get_mut(fp) {
+            // Positions stay below MAX_SHAPES + 1.
+            *r = i as u32 + 1;
+        }
     }
 
     /// The shapes and their counts, in order of first appearance.
@@ -264,6 +355,58 @@ mod tests {
         });
         p.app = app;
         p
+    }
+
+    /// The fast path (`matches`, `fingerprint`) agrees with building and comparing shapes, on
+    /// every pair of a set of packets that differ in each field the shape takes, including
+    /// full and truncated layer stacks and an application equal to the last layer or empty.
+    #[test]
+    fn match_without_building_agrees_with_shape_equality() {
+        let twelve = ["eth", "vlan", "vlan", "vlan", "vlan", "vlan"];
+        let full: Vec<&'static str> = twelve.iter().chain(&twelve).copied().collect();
+        let stacks: [&[&'static str]; 5] = [
+            &[],
+            &["eth", "ipv4", "tcp"],
+            &["eth", "ipv4", "tcp", "tls"],
+            &full,
+            &["eth", "ipv4", "udp"],
+        ];
+        let apps = [None, Some("tls"), Some("dns"), Some("")];
+        let mut all = Vec::new();
+        for layers in stacks {
+            for app in apps {
+                let p = pkt(10, 1, layers, app);
+                all.push(p);
+                let mut q = p;
+                q.layers.push("extra-past-the-end");
+                all.push(q);
+                let mut other = p;
+                other.iface = 2;
+                all.push(other);
+                let mut v6 = p;
+                v6.l3 = L3Kind::Ipv6;
+                all.push(v6);
+                let mut udp = p;
+                udp.ip = udp.ip.map(|ip| IpObs { proto: 17, ..ip });
+                all.push(udp);
+                let mut no_ip = p;
+                no_ip.ip = None;
+                all.push(no_ip);
+            }
+        }
+        for a in &all {
+            let sa = Shape::of(a);
+            for b in &all {
+                let sb = Shape::of(b);
+                assert_eq!(sa.matches(b), sa == sb, "{sa:?} vs {b:?}");
+                if sa == sb {
+                    assert_eq!(fingerprint(a), fingerprint(b));
+                }
+            }
+        }
+        let mut catch_all = Shape::of(&pkt(10, 1, &[], None));
+        catch_all.overflow = true;
+        assert!(all.iter().all(|p| !catch_all.matches(p)));
     }
 
     #[test]
