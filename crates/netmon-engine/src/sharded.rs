@@ -253,12 +253,12 @@ struct Events {
 /// Most flow records one shard output carries (each output is one hand-over to the
 /// aggregator): a burst of ended flows (the end of a capture, a mass timeout) goes out in
 /// pieces of this size, so memory stays bounded by the queues' depth instead of growing with
-/// the flow table. Recycled outputs keep their room, so this times the outputs in flight (~20
-/// per shard) is what records may hold: 256 (~5 MB per shard) rather than 1 024, which held
-/// ~21 MB at the peak of a 5 M-packet replay (`heaptrack netmond --config
-/// target/bench/daemon-1-on.yaml` on a build without mimalloc, `heaptrack_print
-/// --print-peaks 1`).
-pub const RECORDS_PER_EVENTS: usize = 256;
+/// the flow table. Recycled outputs keep their room, so this times the outputs in flight (the
+/// queue to the aggregator and each shard's pool) is what records may hold: 64 rather than
+/// 256, which held ~14 MB of records at the peak of a 5 M-packet replay over 2 shards
+/// (`heaptrack netmond --config target/bench/daemon-2-on.yaml` on a build without mimalloc,
+/// `heaptrack_print --print-peaks 1`); an output per 64 ended flows costs nothing measurable.
+pub const RECORDS_PER_EVENTS: usize = 64;
 
 /// The shard engine's sink: collects events into the current `Events`.
 struct ShardSink {

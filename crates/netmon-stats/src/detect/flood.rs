@@ -60,12 +60,14 @@ impl Default for SynFloodConfig {
 
 const SLOTS: usize = 6;
 
+/// One source's counters. Per-slot counts are `u32` (saturating; a slot is a sixth of the
+/// window, and no capture starts 4 G flows from one source in it), summed as `u64`: 120 bytes
+/// instead of 176, the table of 65 536 sources a third smaller.
 #[derive(Debug)]
 struct Source {
     slot_id: [i64; SLOTS],
-    new: [u64; SLOTS],
-    failed: [u64; SLOTS],
-    last: i64,
+    new: [u32; SLOTS],
+    failed: [u32; SLOTS],
     /// Latest slot a flow started in.
     last_slot: i64,
     active: Option<Box<Active>>,
@@ -79,7 +81,6 @@ impl Default for Source {
             slot_id: [0; SLOTS],
             new: [0; SLOTS],
             failed: [0; SLOTS],
-            last: 0,
             last_slot: i64::MIN,
             active: None,
             due: UNQUEUED,
@@ -152,8 +153,8 @@ impl Source {
         for i in 0..SLOTS {
             let id = self.slot_id.get(i).copied().unwrap_or(i64::MIN);
             if id > cur - SLOTS as i64 && id <= cur {
-                n = n.saturating_add(self.new.get(i).copied().unwrap_or(0));
-                f = f.saturating_add(self.failed.get(i).copied().unwrap_or(0));
+                n = n.saturating_add(u64::from(self.new.get(i).copied().unwrap_or(0)));
+                f = f.saturating_add(u64::from(self.failed.get(i).copied().unwrap_or(0)));
             }
         }
         (n, f)
@@ -210,7 +211,6 @@ impl Flood {
         if let Some(n) = s.new.get_mut(i) {
             *n = n.saturating_add(1);
         }
-        s.last = s.last.max(now);
         s.last_slot = s.last_slot.max(cur);
         // Scheduled for the state after this start, alert or not (an alert only brings the
         // deadline closer, and is scheduled below).
@@ -331,5 +331,31 @@ fn refresh(a: &mut Active, cfg: &SynFloodConfig) {
     };
     if a.failed_ratio >= cfg.high_failed_ratio {
         a.alert.severity = a.alert.severity.max(Severity::High);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_source() {
+        assert_eq!(size_of::<Source>(), 120);
+    }
+
+    #[test]
+    fn slot_counts_saturate_and_sum_wide() {
+        let mut s = Source::default();
+        for id in 0..SLOTS as i64 {
+            let i = s.slot(id);
+            s.new[i] = u32::MAX;
+            s.failed[i] = 1;
+        }
+        let i = s.slot(SLOTS as i64 - 1);
+        s.new[i] = s.new[i].saturating_add(1);
+        assert_eq!(s.new[i], u32::MAX);
+        let (n, f) = s.window(SLOTS as i64 - 1);
+        assert_eq!(n, SLOTS as u64 * u64::from(u32::MAX));
+        assert_eq!(f, SLOTS as u64);
     }
 }
