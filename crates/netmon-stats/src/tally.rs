@@ -104,7 +104,8 @@ fn fingerprint(p: &PacketObs<'_>) -> usize {
     for l in p.layers.as_slice().iter().chain(&extra) {
         x = x.rotate_left(7) ^ l.as_ptr() as u64;
     }
-    (x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize & (RECENT - 1)
+    (x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - RECENT.trailing_zeros())) as usize
+        & (RECENT - 1)
 }
 
 /// [`fingerprint`] for a [`PacketBrief`] (its layer key instead of its layers). In `0..RECENT`.
@@ -114,7 +115,8 @@ fn brief_fingerprint(p: &PacketBrief) -> usize {
         ^ u64::from(p.proto.map_or(0x100, u16::from)) << 40
         ^ p.app.map_or(0, |a| a.as_ptr() as u64)
         ^ p.stack.bits().rotate_left(23);
-    (x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize & (RECENT - 1)
+    (x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - RECENT.trailing_zeros())) as usize
+        & (RECENT - 1)
 }
 
 impl Shape {
@@ -255,7 +257,7 @@ pub struct PacketTally {
 }
 
 /// Entries of [`PacketTally`]'s recent-shape cache (a power of two).
-const RECENT: usize = 64;
+const RECENT: usize = 256;
 
 impl Default for PacketTally {
     /// An empty tally for second 0 whose latest timestamp reads 0 (as the derived default
