@@ -80,7 +80,7 @@ use netmon_flow::{
     TcpState,
 };
 use netmon_packet::{Net, Packet};
-use netmon_stats::{AlertEvent, FlowObs, PacketObs, SeriesPoint, Stats, StatsConfig};
+use netmon_stats::{AlertEvent, FlowObs, PacketBrief, PacketObs, SeriesPoint, Stats, StatsConfig};
 use netmon_types::Timestamp;
 
 pub use config::Config;
@@ -130,8 +130,8 @@ pub trait EngineSink<E> {
     /// A window value closed (with stats and its series enabled).
     fn series(&mut self, _point: &SeriesPoint) {}
     /// With [`EngineConfig::observe`] and no local stats: what the stats would count for one
-    /// packet (its interface name left out: the receiver keeps the names).
-    fn packet_observed(&mut self, _obs: &PacketObs<'_>) {}
+    /// packet, in brief (what a [`netmon_stats::PacketTally`] and the ARP detector take).
+    fn packet_observed(&mut self, _obs: &PacketBrief) {}
     /// With [`EngineConfig::observe`] and no local stats: what the stats would see of a flow.
     fn flow_observed(&mut self, _event: FlowEvent, _obs: &FlowObs) {}
 }
@@ -317,7 +317,7 @@ impl<E: FlowExt> Engine<E> {
                     .and_then(|f| f.ext.app());
                 st.on_packet(&obs);
             } else if observe {
-                let mut obs = PacketObs::from_packet(meta.ts, meta.iface, None, p);
+                let mut obs = PacketBrief::from_packet(meta.ts, meta.iface, p);
                 obs.app = seen
                     .and_then(|o| table.get(o.flow))
                     .and_then(|f| f.ext.app());

@@ -50,7 +50,7 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use netmon_capture::{CaptureError, CaptureSource, Direction, LinkType, Next, PacketMeta};
 use netmon_classify::classifier::{ClassifyCtx, FlowClass};
 use netmon_flow::{EndReason, Flow};
-use netmon_stats::{AlertEvent, ArpObs, FlowObs, PacketObs, PacketTally, SeriesPoint, Stats};
+use netmon_stats::{AlertEvent, ArpObs, FlowObs, PacketBrief, PacketTally, SeriesPoint, Stats};
 use netmon_types::Timestamp;
 
 use crate::{ConfigError, Engine, EngineConfig, EngineSink, FlowEvent, FlowRecord, Summary};
@@ -319,11 +319,11 @@ impl EngineSink<FlowClass> for ShardSink {
             self.send(clock);
         }
     }
-    fn packet_observed(&mut self, obs: &PacketObs<'_>) {
+    fn packet_observed(&mut self, obs: &PacketBrief) {
         if !self.stats {
             return;
         }
-        self.cur.tally.add(obs);
+        self.cur.tally.add_brief(obs);
         if let Some(a) = obs.arp {
             self.cur.evs.push(Ev::Arp(a, obs.ts, self.now));
         }

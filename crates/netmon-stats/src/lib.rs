@@ -94,7 +94,8 @@ pub use detect::{
 pub use hierarchy::{Hierarchy, HierarchyNode};
 pub use netmon_types::Timestamp;
 pub use obs::{
-    ArpObs, EndReason, Endpoint, FlowObs, IpObs, L3Kind, Layers, PacketObs, ProbeOutcome, TcpState,
+    ArpObs, EndReason, Endpoint, FlowObs, IpObs, L3Kind, LayerKey, Layers, PacketBrief, PacketObs,
+    ProbeOutcome, TcpState,
 };
 pub use snapshot::{
     Counters, IfaceSnapshot, ProtoSnapshot, SeriesConfig, SeriesPoint, Snapshot, SnapshotCell,

@@ -8,7 +8,7 @@
 use core::fmt;
 use core::net::{IpAddr, Ipv4Addr};
 
-use netmon_packet::{Link, Net, Packet, Transport};
+use netmon_packet::{Link, Net, Packet, Transport, TunnelKind};
 use netmon_types::Timestamp;
 
 /// The most layer names a [`Layers`] stack keeps; deeper stacks are cut (and marked).
@@ -96,48 +96,149 @@ impl Layers {
     /// `ip-fragment`) and a recognised tunnel (`vxlan`, `teredo`, ...). Raw-IP links add no link
     /// name. The application (when the classifier knows it) is pushed by the caller.
     pub fn from_packet(p: &Packet<'_>) -> Layers {
+        Layers::from_key(LayerKey::of(p))
+    }
+
+    /// The layer names a [`LayerKey`] stands for (those of [`Layers::from_packet`] of the
+    /// packets it was taken from).
+    pub fn from_key(k: LayerKey) -> Layers {
         let mut l = Layers::new();
-        l.push(match &p.link {
-            Link::Ethernet(_) => "eth",
-            Link::LinuxSll(_) => "sll",
-            Link::LinuxSll2(_) => "sll2",
-            Link::Loopback(_) => "null",
-            Link::Raw | Link::None => "",
+        l.push(match k.field(LayerKey::LINK) {
+            1 => "eth",
+            2 => "sll",
+            3 => "sll2",
+            4 => "null",
+            _ => "",
         });
-        for _ in p.vlans.iter() {
+        for _ in 0..k.field(LayerKey::VLANS) {
             l.push("vlan");
         }
-        if p.llc.is_some() {
+        if k.field(LayerKey::LLC) != 0 {
             l.push("llc");
         }
-        l.push(match &p.net {
-            Net::Ipv4(_) => "ipv4",
-            Net::Ipv6(_) => "ipv6",
-            Net::Arp(_) => "arp",
-            Net::Lldp(_) => "lldp",
-            Net::Cdp(_) => "cdp",
-            Net::Stp(_) => "stp",
-            Net::Unknown(b) if !b.is_empty() => "data",
+        l.push(match k.field(LayerKey::NET) {
+            1 => "ipv4",
+            2 => "ipv6",
+            3 => "arp",
+            4 => "lldp",
+            5 => "cdp",
+            6 => "stp",
+            7 => "data",
             _ => "",
         });
-        l.push(match &p.transport {
-            Transport::Tcp(_) => "tcp",
-            Transport::Udp(_) => "udp",
-            Transport::Sctp(_) => "sctp",
-            Transport::Icmpv4(_) => "icmp",
-            Transport::Icmpv6(_) => "icmpv6",
-            Transport::Igmp(_) => "igmp",
-            Transport::Gre(_) => "gre",
-            Transport::Esp(_) => "esp",
-            Transport::Partial { proto, .. } => l4_name(proto.0).unwrap_or("ip-other"),
-            Transport::Fragment => "ip-fragment",
-            Transport::Other(n) => l4_name(n.0).unwrap_or("ip-other"),
+        l.push(match k.field(LayerKey::TRANSPORT) {
+            1 => "tcp",
+            2 => "udp",
+            3 => "sctp",
+            4 => "icmp",
+            5 => "icmpv6",
+            6 => "igmp",
+            7 => "gre",
+            8 => "esp",
+            9 => "ip-fragment",
+            10 => l4_name(k.field(LayerKey::PROTO)).unwrap_or("ip-other"),
             _ => "",
         });
-        if let Some(t) = &p.tunnel {
-            l.push(t.kind.name());
-        }
+        l.push(match k.field(LayerKey::TUNNEL) {
+            1 => TunnelKind::IpInIp.name(),
+            2 => TunnelKind::Gre {
+                protocol: 0,
+                key: None,
+            }
+            .name(),
+            3 => TunnelKind::Vxlan { vni: 0 }.name(),
+            4 => TunnelKind::Geneve {
+                vni: 0,
+                protocol: 0,
+            }
+            .name(),
+            5 => TunnelKind::Teredo.name(),
+            6 => TunnelKind::GtpU { teid: 0 }.name(),
+            _ => "",
+        });
         l
+    }
+}
+
+/// A packet's layer stack in eight bytes: which link, how many VLAN tags, whether LLC, which
+/// network, transport and tunnel layer — what [`Layers::from_packet`] names, as small numbers
+/// ([`Layers::from_key`] gives the names). Equal keys give equal names (the same `'static`
+/// strings), so comparing keys stands for comparing stacks without building them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct LayerKey(u64);
+
+impl LayerKey {
+    const LINK: u32 = 0;
+    const VLANS: u32 = 8;
+    const LLC: u32 = 16;
+    const NET: u32 = 24;
+    const TRANSPORT: u32 = 32;
+    /// The IP protocol number of a transport named by number (`Partial`, `Other`).
+    const PROTO: u32 = 40;
+    const TUNNEL: u32 = 48;
+
+    fn field(self, at: u32) -> u8 {
+        (self.0 >> at) as u8
+    }
+
+    /// The key of a parsed frame's layers.
+    pub fn of(p: &Packet<'_>) -> LayerKey {
+        let link: u8 = match &p.link {
+            Link::Ethernet(_) => 1,
+            Link::LinuxSll(_) => 2,
+            Link::LinuxSll2(_) => 3,
+            Link::Loopback(_) => 4,
+            Link::Raw | Link::None => 0,
+        };
+        // More tags than a stack holds only mark it truncated, as one more would.
+        let vlans = u8::try_from(p.vlans.len()).unwrap_or(u8::MAX);
+        let net: u8 = match &p.net {
+            Net::Ipv4(_) => 1,
+            Net::Ipv6(_) => 2,
+            Net::Arp(_) => 3,
+            Net::Lldp(_) => 4,
+            Net::Cdp(_) => 5,
+            Net::Stp(_) => 6,
+            Net::Unknown(b) if !b.is_empty() => 7,
+            _ => 0,
+        };
+        let (transport, proto): (u8, u8) = match &p.transport {
+            Transport::Tcp(_) => (1, 0),
+            Transport::Udp(_) => (2, 0),
+            Transport::Sctp(_) => (3, 0),
+            Transport::Icmpv4(_) => (4, 0),
+            Transport::Icmpv6(_) => (5, 0),
+            Transport::Igmp(_) => (6, 0),
+            Transport::Gre(_) => (7, 0),
+            Transport::Esp(_) => (8, 0),
+            Transport::Fragment => (9, 0),
+            Transport::Partial { proto, .. } => (10, proto.0),
+            Transport::Other(n) => (10, n.0),
+            _ => (0, 0),
+        };
+        let tunnel: u8 = match p.tunnel.as_ref().map(|t| t.kind) {
+            None => 0,
+            Some(TunnelKind::IpInIp) => 1,
+            Some(TunnelKind::Gre { .. }) => 2,
+            Some(TunnelKind::Vxlan { .. }) => 3,
+            Some(TunnelKind::Geneve { .. }) => 4,
+            Some(TunnelKind::Teredo) => 5,
+            Some(TunnelKind::GtpU { .. }) => 6,
+        };
+        LayerKey(
+            u64::from(link) << Self::LINK
+                | u64::from(vlans) << Self::VLANS
+                | u64::from(p.llc.is_some()) << Self::LLC
+                | u64::from(net) << Self::NET
+                | u64::from(transport) << Self::TRANSPORT
+                | u64::from(proto) << Self::PROTO
+                | u64::from(tunnel) << Self::TUNNEL,
+        )
+    }
+
+    /// The key as one number (equal keys, equal numbers), for hashing.
+    pub fn bits(self) -> u64 {
+        self.0
     }
 }
 
@@ -287,18 +388,74 @@ impl<'a> PacketObs<'a> {
             o.tcp_flags = Some(t.flags().0);
         }
         if let Net::Arp(a) = &p.net {
-            let ip4 = |b: &[u8]| <[u8; 4]>::try_from(b).ok().map(Ipv4Addr::from);
-            if let (Some(sender), Some(target)) =
-                (ip4(a.sender_protocol_addr()), ip4(a.target_protocol_addr()))
-            {
-                o.arp = Some(ArpObs {
-                    op: a.operation().0,
-                    sender,
-                    target,
-                });
-            }
+            o.arp = ArpObs::of(a);
         }
         o
+    }
+}
+
+/// What a [`PacketTally`](crate::PacketTally) and the ARP sweep detector take of one packet:
+/// a lean [`PacketObs`] for a packet counted per batch (no addresses, ports or interface name,
+/// and the layer stack as a [`LayerKey`] of eight bytes instead of a [`Layers`] of some 200).
+/// Build with [`PacketBrief::from_packet`]; count with
+/// [`PacketTally::add_brief`](crate::PacketTally::add_brief).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PacketBrief {
+    /// Capture timestamp (the packets' clock).
+    pub ts: Timestamp,
+    /// Interface index.
+    pub iface: u32,
+    /// Length of the frame on the wire.
+    pub wire_len: u32,
+    /// The protocol stack ([`Layers::from_key`] names it).
+    pub stack: LayerKey,
+    /// Application protocol, when the classifier knows it.
+    pub app: Option<&'static str>,
+    /// Network layer kind.
+    pub l3: L3Kind,
+    /// The IP protocol number, when the packet is IP ([`IpObs::proto`]).
+    pub proto: Option<u8>,
+    /// ARP fields, as in [`PacketObs::arp`].
+    pub arp: Option<ArpObs>,
+}
+
+impl PacketBrief {
+    /// What [`PacketObs::from_packet`] would say of a parsed frame, in brief. `app` is left
+    /// `None`. Allocation-free.
+    pub fn from_packet(ts: Timestamp, iface: u32, p: &Packet<'_>) -> PacketBrief {
+        let (l3, arp) = match &p.net {
+            Net::Ipv4(_) => (L3Kind::Ipv4, None),
+            Net::Ipv6(_) => (L3Kind::Ipv6, None),
+            Net::Arp(a) => (L3Kind::Arp, ArpObs::of(a)),
+            _ => (L3Kind::Other, None),
+        };
+        PacketBrief {
+            ts,
+            iface,
+            wire_len: u32::try_from(p.orig_len).unwrap_or(u32::MAX),
+            stack: LayerKey::of(p),
+            app: None,
+            l3,
+            proto: p.ip_proto().map(|n| n.0),
+            arp,
+        }
+    }
+
+    /// The packet's layer names (without the application).
+    pub fn layers(&self) -> Layers {
+        Layers::from_key(self.stack)
+    }
+}
+
+impl ArpObs {
+    /// The fields of an ARP packet with IPv4 protocol addresses (`None` for other sizes).
+    fn of(a: &netmon_packet::ArpPacketSlice<'_>) -> Option<ArpObs> {
+        let ip4 = |b: &[u8]| <[u8; 4]>::try_from(b).ok().map(Ipv4Addr::from);
+        Some(ArpObs {
+            op: a.operation().0,
+            sender: ip4(a.sender_protocol_addr())?,
+            target: ip4(a.target_protocol_addr())?,
+        })
     }
 }
 
@@ -464,6 +621,82 @@ mod tests {
         assert_eq!(o.tcp_flags, Some(0x002));
         assert_eq!(o.ip.unwrap().proto, 6);
         assert_eq!(o.wire_len as usize, frame.len());
+    }
+
+    /// The brief of a frame says what its full observation says, for frames of many
+    /// stacks and for arbitrary bytes on every link type.
+    fn brief_agrees(link: LinkType, frame: &[u8]) {
+        let p = Packet::parse(link, frame);
+        let o = PacketObs::from_packet(Timestamp(7), 2, None, &p);
+        let b = PacketBrief::from_packet(Timestamp(7), 2, &p);
+        assert_eq!(b.layers(), o.layers, "{frame:02x?}");
+        assert_eq!(
+            (b.ts, b.iface, b.wire_len, b.l3, b.proto, b.arp, b.app),
+            (
+                o.ts,
+                o.iface,
+                o.wire_len,
+                o.l3,
+                o.ip.map(|i| i.proto),
+                o.arp,
+                o.app
+            )
+        );
+    }
+
+    #[test]
+    fn brief_of_built_frames() {
+        let mac = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+        let mut frames = Vec::new();
+        let mut f = Vec::new();
+        etherparse::PacketBuilder::ethernet2(mac.0, mac.1)
+            .single_vlan(etherparse::VlanId::try_new(7).unwrap())
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(40000, 443, 1, 1000)
+            .write(&mut f, b"x")
+            .unwrap();
+        frames.push(f);
+        let mut f = Vec::new();
+        etherparse::PacketBuilder::ethernet2(mac.0, mac.1)
+            .ipv6([1; 16], [2; 16], 64)
+            .udp(5353, 53)
+            .write(&mut f, b"q")
+            .unwrap();
+        frames.push(f);
+        let mut f = Vec::new();
+        etherparse::PacketBuilder::ethernet2(mac.0, mac.1)
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .icmpv4_echo_request(1, 2)
+            .write(&mut f, b"ping")
+            .unwrap();
+        frames.push(f);
+        let mut f = Vec::new();
+        etherparse::PacketBuilder::ethernet2(mac.0, mac.1)
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .udp(1000, 4789)
+            .write(&mut f, &[8, 0, 0, 0, 0, 0, 1, 0, 2, 0, 0, 0, 0, 2])
+            .unwrap();
+        frames.push(f);
+        for f in &frames {
+            brief_agrees(LinkType::ETHERNET, f);
+            // Cut anywhere: every partial stack agrees too.
+            for n in 0..f.len() {
+                brief_agrees(LinkType::ETHERNET, f.get(..n).unwrap());
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn brief_of_any_bytes(
+            link in proptest::sample::select(vec![
+                LinkType::ETHERNET, LinkType::RAW, LinkType::LINUX_SLL,
+                LinkType::LINUX_SLL2, LinkType::NULL,
+            ]),
+            frame in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+        ) {
+            brief_agrees(link, &frame);
+        }
     }
 
     #[test]

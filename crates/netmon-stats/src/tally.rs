@@ -19,7 +19,7 @@
 
 use core::hash::{Hash, Hasher};
 
-use crate::obs::{L3Kind, Layers, PacketObs};
+use crate::obs::{L3Kind, LayerKey, Layers, PacketBrief, PacketObs};
 use crate::window::Counts;
 
 /// Most distinct shapes one tally holds; packets of further shapes share one catch-all shape,
@@ -39,6 +39,10 @@ pub(crate) struct Shape {
     pub(crate) layers: Layers,
     /// The catch-all shape of a full tally: counts only under `all`, path cut.
     pub(crate) overflow: bool,
+    /// The layer key of the packets last counted here by [`PacketTally::add_brief`] — a
+    /// shortcut, not part of the shape (two keys may name the same layers): equal keys give
+    /// equal layers.
+    pub(crate) key: Option<LayerKey>,
 }
 
 fn same_str(a: &'static str, b: &'static str) -> bool {
@@ -100,7 +104,19 @@ fn fingerprint(p: &PacketObs<'_>) -> usize {
     for l in p.layers.as_slice().iter().chain(&extra) {
         x = x.rotate_left(7) ^ l.as_ptr() as u64;
     }
-    (x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize & (RECENT - 1)
+    (x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - RECENT.trailing_zeros())) as usize
+        & (RECENT - 1)
+}
+
+/// [`fingerprint`] for a [`PacketBrief`] (its layer key instead of its layers). In `0..RECENT`.
+fn brief_fingerprint(p: &PacketBrief) -> usize {
+    let x = u64::from(p.iface)
+        ^ (p.l3 as u64) << 32
+        ^ u64::from(p.proto.map_or(0x100, u16::from)) << 40
+        ^ p.app.map_or(0, |a| a.as_ptr() as u64)
+        ^ p.stack.bits().rotate_left(23);
+    (x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - RECENT.trailing_zeros())) as usize
+        & (RECENT - 1)
 }
 
 impl Shape {
@@ -145,28 +161,79 @@ impl Shape {
             }
     }
 
+    /// Whether `Shape::of_brief(p) == *self`, by `p`'s layer key.
+    fn matches_brief(&self, p: &PacketBrief) -> bool {
+        self.key == Some(p.stack)
+            && !self.overflow
+            && self.iface == p.iface
+            && self.l3 == p.l3
+            && self.proto == p.proto
+            && match (self.app, p.app) {
+                (None, None) => true,
+                (Some(a), Some(b)) => same_str(a, b),
+                _ => false,
+            }
+    }
+
     fn of(p: &PacketObs<'_>) -> Shape {
-        let mut layers = p.layers;
-        if let Some(a) = p.app {
+        Shape::build(
+            p.iface,
+            p.l3,
+            p.ip.map(|ip| ip.proto),
+            p.app,
+            p.layers,
+            None,
+        )
+    }
+
+    fn of_brief(p: &PacketBrief) -> Shape {
+        Shape::build(p.iface, p.l3, p.proto, p.app, p.layers(), Some(p.stack))
+    }
+
+    fn build(
+        iface: u32,
+        l3: L3Kind,
+        proto: Option<u8>,
+        app: Option<&'static str>,
+        mut layers: Layers,
+        key: Option<LayerKey>,
+    ) -> Shape {
+        if let Some(a) = app {
             if layers.as_slice().last() != Some(&a) {
                 layers.push(a);
             }
         }
         Shape {
-            iface: p.iface,
-            l3: p.l3,
-            proto: p.ip.map(|ip| ip.proto),
-            app: p.app,
+            iface,
+            l3,
+            proto,
+            app,
             layers,
             overflow: false,
+            key,
+        }
+    }
+
+    /// The catch-all shape.
+    fn catch_all() -> Shape {
+        Shape {
+            iface: crate::window::OVERFLOW_IFACE,
+            l3: L3Kind::Other,
+            proto: None,
+            app: None,
+            layers: Layers::new(),
+            overflow: true,
+            key: None,
         }
     }
 }
 
 /// Packets of one second, pre-aggregated by shape. See the [module documentation](self).
 ///
+/// A tally keeps the shapes it has seen across [`PacketTally::reset`] (only their counts are
+/// cleared), so a packet of a shape seen before finds it in a small cache without building it.
 /// Adding a packet allocates only when a shape is seen for the first time since the tally was
-/// created (a cleared tally keeps its room).
+/// created (a reset tally keeps its room). It holds at most [`MAX_SHAPES`] + 1 shapes.
 #[derive(Clone, Debug)]
 pub struct PacketTally {
     /// The second the packets count in (the aggregator's clock when they were seen).
@@ -176,16 +243,21 @@ pub struct PacketTally {
     packets: u64,
     bytes: u64,
     late: u64,
+    /// The shapes seen since the tally was created (kept across resets), with their counts
+    /// since the last reset (zero for a shape not seen since).
     shapes: Vec<(Shape, Counts)>,
     index: foldhash::HashMap<Shape, u32>,
-    /// A direct-mapped cache in front of `index`, by [`Shape::fingerprint`]: position + 1 of
+    /// Positions in `shapes` of the shapes counted since the last reset, in order of first
+    /// appearance (at most [`MAX_SHAPES`] + 1, the catch-all last).
+    order: Vec<u32>,
+    /// A direct-mapped cache in front of `index`, by [`fingerprint`]: position + 1 of
     /// the shape last seen with each fingerprint (0: none). A batch has a few dozen shapes,
     /// so most packets find theirs here with one comparison instead of a hash-map lookup.
     recent: [u32; RECENT],
 }
 
 /// Entries of [`PacketTally`]'s recent-shape cache (a power of two).
-const RECENT: usize = 64;
+const RECENT: usize = 256;
 
 impl Default for PacketTally {
     /// An empty tally for second 0 whose latest timestamp reads 0 (as the derived default
@@ -209,20 +281,25 @@ impl PacketTally {
             late: 0,
             shapes: Vec::new(),
             index: foldhash::HashMap::default(),
+            order: Vec::new(),
             recent: [0; RECENT],
         }
     }
 
-    /// Empties the tally and makes it count for second `sec` (keeps its room).
+    /// Empties the tally and makes it count for second `sec` (keeps its room and the shapes
+    /// it knows).
     pub fn reset(&mut self, sec: i64) {
         self.sec = sec;
         self.max_ts = i64::MIN;
         self.packets = 0;
         self.bytes = 0;
         self.late = 0;
-        self.shapes.clear();
-        self.index.clear();
-        self.recent = [0; RECENT];
+        for &i in &self.order {
+            if let Some((_, n)) = self.shapes.get_mut(i as usize) {
+                *n = Counts::default();
+            }
+        }
+        self.order.clear();
     }
 
     /// The second the packets count in.
@@ -255,80 +332,154 @@ impl PacketTally {
         (self.packets > 0).then_some(netmon_types::Timestamp(self.max_ts))
     }
 
-    /// Distinct shapes held.
+    /// Distinct shapes counted since the last reset.
     pub fn shapes(&self) -> usize {
-        self.shapes.len()
+        self.order.len()
     }
 
     /// Counts one packet (its interface name is not kept: the merge takes names apart).
     /// Its ARP fields, if any, are not looked at (see [`crate::Stats::on_arp`]).
     pub fn add(&mut self, p: &PacketObs<'_>) {
-        let len = u64::from(p.wire_len);
+        let c = self.count(p.ts, p.wire_len);
+        let fp = fingerprint(p);
+        if let Some(i) = self.recent_slot(fp) {
+            if self.shapes.get(i).is_some_and(|(s, _)| s.matches(p)) && self.count_at(i, &c) {
+                return;
+            }
+        }
+        let i = self.slot_of(Shape::of(p));
+        self.finish_add(i, fp, &c);
+    }
+
+    /// Counts one packet in brief, as [`PacketTally::add`] counts the [`PacketObs`] it
+    /// abridges (with the same layers and application). Its ARP fields are not looked at.
+    pub fn add_brief(&mut self, p: &PacketBrief) {
+        let c = self.count(p.ts, p.wire_len);
+        let fp = brief_fingerprint(p);
+        if let Some(i) = self.recent_slot(fp) {
+            if self.shapes.get(i).is_some_and(|(s, _)| s.matches_brief(p)) && self.count_at(i, &c) {
+                return;
+            }
+        }
+        let i = self.slot_of(Shape::of_brief(p));
+        self.finish_add(i, fp, &c);
+    }
+
+    /// Adds a packet to the totals; what it adds to its shape.
+    fn count(&mut self, ts: netmon_types::Timestamp, wire_len: u32) -> Counts {
+        let len = u64::from(wire_len);
         self.packets += 1;
         self.bytes = self.bytes.saturating_add(len);
-        if p.ts.secs() < self.sec {
+        if ts.secs() < self.sec {
             self.late += 1;
         }
-        self.max_ts = self.max_ts.max(p.ts.0);
-        let c = Counts {
+        self.max_ts = self.max_ts.max(ts.0);
+        Counts {
             packets: 1,
             bytes: len,
             new_flows: 0,
-        };
-        let fp = fingerprint(p);
-        if let Some(i) = self
-            .recent
+        }
+    }
+
+    /// The position the recent-shape cache holds for fingerprint `fp`, if any.
+    fn recent_slot(&self, fp: usize) -> Option<usize> {
+        self.recent
             .get(fp)
             .and_then(|&r| (r as usize).checked_sub(1))
-        {
-            if let Some((s, n)) = self.shapes.get_mut(i) {
-                if s.matches(p) {
-                    n.add(&c);
-                    return;
-                }
-            }
-        }
-        let shape = Shape::of(p);
-        let i = match self.index.get(&shape) {
-            Some(&i) => i as usize,
-            None if self.shapes.len() < MAX_SHAPES => {
-                let i = self.shapes.len();
-                self.shapes.push((shape, Counts::default()));
-                self.index.insert(shape, i as u32);
-                i
-            }
-            None => {
-                let catch_all = Shape {
-                    iface: crate::window::OVERFLOW_IFACE,
-                    l3: L3Kind::Other,
-                    proto: None,
-                    app: None,
-                    layers: Layers::new(),
-                    overflow: true,
-                };
-                match self.index.get(&catch_all) {
-                    Some(&i) => i as usize,
-                    None => {
-                        let i = self.shapes.len();
-                        self.shapes.push((catch_all, Counts::default()));
-                        self.index.insert(catch_all, i as u32);
-                        i
-                    }
-                }
-            }
+    }
+
+    /// Adds `c` to the shape at position `i`. A shape's first packet since the reset puts it
+    /// in `order` — unless the tally already counts [`MAX_SHAPES`] shapes (then nothing is
+    /// counted and `false` returned: the packet belongs to the catch-all).
+    fn count_at(&mut self, i: usize, c: &Counts) -> bool {
+        let full = self.order.len() >= MAX_SHAPES;
+        let Some((s, n)) = self.shapes.get_mut(i) else {
+            return false;
         };
-        if let Some((_, n)) = self.shapes.get_mut(i) {
-            n.add(&c);
-        }
-        if let Some(r) = self.recent.get_mut(fp) {
+        if n.packets == 0 {
+            if full && !s.overflow {
+                return false;
+            }
             // Positions stay below MAX_SHAPES + 1.
+            self.order.push(i as u32);
+        }
+        n.add(c);
+        true
+    }
+
+    /// Counts `c` at position `i` (or, when the tally is full, at the catch-all), and
+    /// remembers the position for fingerprint `fp`.
+    fn finish_add(&mut self, i: usize, fp: usize, c: &Counts) {
+        let i = if self.count_at(i, c) {
+            i
+        } else {
+            let j = self.catch_all();
+            self.count_at(j, c);
+            j
+        };
+        if let Some(r) = self.recent.get_mut(fp) {
             *r = i as u32 + 1;
         }
     }
 
-    /// The shapes and their counts, in order of first appearance.
+    /// The position of `shape`, added if new (the catch-all's when the tally counts
+    /// [`MAX_SHAPES`] shapes already).
+    fn slot_of(&mut self, shape: Shape) -> usize {
+        if let Some(&i) = self.index.get(&shape) {
+            if let (Some(k), Some((s, _))) = (shape.key, self.shapes.get_mut(i as usize)) {
+                s.key = Some(k);
+            }
+            return i as usize;
+        }
+        if self.order.len() >= MAX_SHAPES {
+            return self.catch_all();
+        }
+        self.push_shape(shape)
+    }
+
+    /// The catch-all shape's position (added if new).
+    fn catch_all(&mut self) -> usize {
+        let s = Shape::catch_all();
+        match self.index.get(&s) {
+            Some(&i) => i as usize,
+            None => self.push_shape(s),
+        }
+    }
+
+    /// Adds a new shape; when the tally holds [`MAX_SHAPES`] + 1 shapes already, it first
+    /// forgets those not counted since the last reset.
+    fn push_shape(&mut self, shape: Shape) -> usize {
+        if self.shapes.len() > MAX_SHAPES {
+            self.forget_uncounted();
+        }
+        let i = self.shapes.len();
+        self.shapes.push((shape, Counts::default()));
+        self.index.insert(shape, i as u32);
+        i
+    }
+
+    /// Keeps only the shapes counted since the last reset, in their order. Rare: only a
+    /// tally that met more than [`MAX_SHAPES`] shapes across its resets gets here.
+    fn forget_uncounted(&mut self) {
+        let old = core::mem::take(&mut self.shapes);
+        self.shapes.reserve_exact(MAX_SHAPES + 1);
+        self.index.clear();
+        self.recent = [0; RECENT];
+        for k in self.order.iter_mut() {
+            if let Some(&e) = old.get(*k as usize) {
+                *k = self.shapes.len() as u32;
+                self.index.insert(e.0, *k);
+                self.shapes.push(e);
+            }
+        }
+    }
+
+    /// The shapes counted since the last reset and their counts, in order of first
+    /// appearance.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &(Shape, Counts)> {
-        self.shapes.iter()
+        self.order
+            .iter()
+            .filter_map(|&i| self.shapes.get(i as usize))
     }
 }
 
@@ -336,6 +487,7 @@ impl PacketTally {
 mod tests {
     use super::*;
     use crate::obs::IpObs;
+    use crate::obs::PacketBrief;
     use core::net::{IpAddr, Ipv4Addr};
     use netmon_types::Timestamp;
 
@@ -428,6 +580,108 @@ mod tests {
         t.reset(11);
         assert!(t.is_empty());
         assert_eq!((t.sec(), t.shapes(), t.max_ts()), (11, 0, None));
+    }
+
+    /// What a tally hands to the merge: its totals and its shapes (layers, keys, counts) in
+    /// order.
+    type Seen = (
+        (u64, u64, u64, i64),
+        Vec<(
+            u32,
+            L3Kind,
+            Option<u8>,
+            Option<&'static str>,
+            Layers,
+            bool,
+            u64,
+            u64,
+        )>,
+    );
+    fn seen(t: &PacketTally) -> Seen {
+        (
+            (t.packets(), t.bytes(), t.late(), t.sec()),
+            t.iter()
+                .map(|(s, c)| {
+                    (
+                        s.iface, s.l3, s.proto, s.app, s.layers, s.overflow, c.packets, c.bytes,
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    /// A tally kept across resets (its shapes remembered) counts each batch as a new tally
+    /// would, whether packets come in brief or in full: same totals, same shapes in the same
+    /// order, the catch-all taking the same packets — over batches that reorder, drop and add
+    /// shapes, and batches of more than [`MAX_SHAPES`] shapes (which make the kept tally
+    /// forget shapes).
+    #[test]
+    fn kept_shapes_count_as_a_new_tally() {
+        use netmon_packet::{LinkType, Packet};
+        let mut frames = Vec::new();
+        for (i, proto) in [6u8, 17, 1].into_iter().enumerate() {
+            let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+            let mut f = Vec::new();
+            match (i, proto) {
+                (_, 6) => b
+                    .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+                    .tcp(1, 2, 3, 4)
+                    .write(&mut f, b"x"),
+                (_, 17) => b.ipv6([1; 16], [2; 16], 64).udp(1, 2).write(&mut f, b"x"),
+                _ => b
+                    .single_vlan(etherparse::VlanId::try_new(7).unwrap())
+                    .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+                    .icmpv4_echo_request(1, 2)
+                    .write(&mut f, b"x"),
+            }
+            .unwrap();
+            frames.push(f);
+        }
+        frames.push(vec![0xff; 14]);
+        let apps = [None, Some("tls"), Some("dns"), Some("tcp")];
+        // A small deterministic generator (xorshift).
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let mut kept = PacketTally::new(0);
+        let mut kept_brief = PacketTally::new(0);
+        for batch in 0..40i64 {
+            kept.reset(batch);
+            kept_brief.reset(batch);
+            let mut fresh = PacketTally::new(batch);
+            // Some batches meet many interfaces: more shapes than a tally holds.
+            let (ifaces, packets) = match batch % 8 {
+                3 => (MAX_SHAPES as u64 + 300, 9_000),
+                5 => (MAX_SHAPES as u64 / 2, 5_000),
+                _ => (4 + batch as u64 % 5, 300),
+            };
+            for _ in 0..packets {
+                let f = frames.get(next(frames.len() as u64) as usize).unwrap();
+                let p = Packet::parse(LinkType::ETHERNET, f);
+                let iface = next(ifaces) as u32;
+                let ts = Timestamp::from_secs_nanos(batch - next(2) as i64, 1);
+                let app = apps
+                    .get(next(apps.len() as u64) as usize)
+                    .copied()
+                    .flatten();
+                let mut o = PacketObs::from_packet(ts, iface, None, &p);
+                o.app = app;
+                let mut b = PacketBrief::from_packet(ts, iface, &p);
+                b.app = app;
+                fresh.add(&o);
+                kept.add(&o);
+                kept_brief.add_brief(&b);
+            }
+            let want = seen(&fresh);
+            assert_eq!(seen(&kept), want, "batch {batch}");
+            assert_eq!(seen(&kept_brief), want, "batch {batch} in brief");
+            assert!(kept.shapes.len() <= MAX_SHAPES + 1);
+            assert!(kept_brief.shapes.len() <= MAX_SHAPES + 1);
+        }
     }
 
     #[test]
