@@ -260,6 +260,13 @@ struct Events {
 /// `heaptrack_print --print-peaks 1`); an output per 64 ended flows costs nothing measurable.
 pub const RECORDS_PER_EVENTS: usize = 64;
 
+/// Outputs an inline shard (one shard replaying a file) may have queued for the aggregator.
+pub const INLINE_EVENTS_DEPTH: usize = 64;
+
+/// Outputs shards on threads of their own may have queued for the aggregator, at least (or
+/// `shards × batches_per_shard` when more).
+pub const EVENTS_DEPTH: usize = 32;
+
 /// The shard engine's sink: collects events into the current `Events`.
 struct ShardSink {
     cur: Events,
@@ -390,7 +397,16 @@ pub fn run_sharded<S: PipelineSink>(
     let per = shards.batches_per_shard.max(2);
     let batch_packets = shards.batch_packets.max(1);
 
-    let (ev_tx, ev_rx) = bounded::<Events>(n * per);
+    // An inline shard's outputs are its only buffer against the aggregator: a second's
+    // timeouts end hundreds of flows at once (outputs of RECORDS_PER_EVENTS records each),
+    // and a shallow queue makes the reader wait for the aggregator to work through them while
+    // a core idles.
+    let ev_depth = if inline {
+        INLINE_EVENTS_DEPTH
+    } else {
+        (n * per).max(EVENTS_DEPTH)
+    };
+    let (ev_tx, ev_rx) = bounded::<Events>(ev_depth);
     let mut to_shard: Vec<Sender<ToShard>> = Vec::with_capacity(n);
     let mut free: Vec<Receiver<Batch>> = Vec::with_capacity(n);
     let mut shard_ends = Vec::with_capacity(n);
