@@ -73,6 +73,12 @@ pub struct ShardConfig {
     pub batch_packets: usize,
     /// Batches per shard (the queue's depth plus the one being filled and the one processed).
     pub batches_per_shard: usize,
+    /// Shard outputs (a batch's flow events, tally and ended-flow records) that may wait for
+    /// the aggregator, over all shards (at least one per shard). They are the pipeline's
+    /// buffer against bursts: a second's timeouts end hundreds of flows at once, in outputs of
+    /// [`RECORDS_PER_EVENTS`] records, and a shallow queue makes the shards wait for the
+    /// aggregator while a core idles.
+    pub queued_outputs: usize,
     /// What happens when a shard falls behind.
     pub backpressure: Backpressure,
     /// Every this long (wall clock, checked after each batch), each shard hands the records of
@@ -94,6 +100,7 @@ impl Default for ShardConfig {
             shards: 1,
             batch_packets: 256,
             batches_per_shard: 16,
+            queued_outputs: 32,
             backpressure: Backpressure::Block,
             active_every: None,
             processes: false,
@@ -260,13 +267,6 @@ struct Events {
 /// `heaptrack_print --print-peaks 1`); an output per 64 ended flows costs nothing measurable.
 pub const RECORDS_PER_EVENTS: usize = 64;
 
-/// Outputs an inline shard (one shard replaying a file) may have queued for the aggregator.
-pub const INLINE_EVENTS_DEPTH: usize = 64;
-
-/// Outputs shards on threads of their own may have queued for the aggregator, at least (or
-/// `shards × batches_per_shard` when more).
-pub const EVENTS_DEPTH: usize = 32;
-
 /// The shard engine's sink: collects events into the current `Events`.
 struct ShardSink {
     cur: Events,
@@ -397,16 +397,7 @@ pub fn run_sharded<S: PipelineSink>(
     let per = shards.batches_per_shard.max(2);
     let batch_packets = shards.batch_packets.max(1);
 
-    // An inline shard's outputs are its only buffer against the aggregator: a second's
-    // timeouts end hundreds of flows at once (outputs of RECORDS_PER_EVENTS records each),
-    // and a shallow queue makes the reader wait for the aggregator to work through them while
-    // a core idles.
-    let ev_depth = if inline {
-        INLINE_EVENTS_DEPTH
-    } else {
-        (n * per).max(EVENTS_DEPTH)
-    };
-    let (ev_tx, ev_rx) = bounded::<Events>(ev_depth);
+    let (ev_tx, ev_rx) = bounded::<Events>(shards.queued_outputs.max(n));
     let mut to_shard: Vec<Sender<ToShard>> = Vec::with_capacity(n);
     let mut free: Vec<Receiver<Batch>> = Vec::with_capacity(n);
     let mut shard_ends = Vec::with_capacity(n);

@@ -32,6 +32,7 @@ fn sharded_with_load(
         // Small batches and queues: more interleaving, more chances to get it wrong.
         batch_packets: 7,
         batches_per_shard: 3,
+        queued_outputs: shards * 3,
         backpressure: Backpressure::Block,
         active_every: None,
         processes: false,
@@ -106,6 +107,7 @@ fn one_shard_inline_or_on_its_thread_gives_the_records_of_one_engine() {
             shards: 1,
             batch_packets: 5,
             batches_per_shard: 4096,
+            queued_outputs: 4096,
             backpressure,
             active_every: None,
             processes: false,
@@ -376,6 +378,7 @@ fn check_stats_equivalence(path: &std::path::Path) -> usize {
             shards: n,
             batch_packets: batch,
             batches_per_shard: per,
+            queued_outputs: n * per,
             backpressure: Backpressure::Block,
             active_every: None,
             processes: false,
