@@ -83,6 +83,7 @@
     )
 )]
 
+mod checkpoint;
 mod error;
 mod keys;
 #[cfg(feature = "postgres")]
@@ -94,6 +95,7 @@ mod spool;
 mod sqlite;
 mod writer;
 
+pub use checkpoint::{CheckpointStats, WRITER_FACTOR};
 pub use error::{Hint, StoreError};
 #[cfg(feature = "postgres")]
 pub use postgres::{PG_SCHEMA_VERSION, PgConfig, PgStore};

@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::Store;
+use crate::checkpoint::{CheckpointStats, Checkpointer};
 use crate::error::StoreError;
 use crate::keys::{self, KeyBuf, Kind, Match};
 use crate::query::{
@@ -54,6 +55,18 @@ pub struct SqliteConfig {
     /// Open read-only: for readers (the API) beside the writer; the file must already hold
     /// netmon's schema. WAL lets them read while the writer commits.
     pub read_only: bool,
+    /// Run the write-ahead log's checkpoints (a copy of the log into the file and two
+    /// `fsync`s) on a thread with a connection of its own, so that commits do not wait for
+    /// the disk's flush. The writer copies the rest itself only when the log reaches four
+    /// times [`SqliteConfig::checkpoint_pages`] (a writer that never pauses leaves the
+    /// background thread no moment at which the log could start over). Off: SQLite
+    /// checkpoints on the committing connection. Default on; ignored for read-only and
+    /// in-memory databases. See [`SqliteStore::checkpoint_stats`].
+    pub background_checkpoints: bool,
+    /// Pages (frames) of log between checkpoints. Default 2 500 (40 MB of log at 16 KiB
+    /// pages) rather than SQLite's 1 000: index pages changed by several transactions in
+    /// between are copied once (a third more rows/s with small batches).
+    pub checkpoint_pages: u32,
 }
 
 impl Default for SqliteConfig {
@@ -63,6 +76,8 @@ impl Default for SqliteConfig {
             cache_kib: 4 * 1024,
             max_key_matches: 1_000_000,
             read_only: false,
+            background_checkpoints: true,
+            checkpoint_pages: 2_500,
         }
     }
 }
@@ -92,6 +107,8 @@ pub struct SqliteStore {
     max_key_matches: usize,
     /// Pages in use right after the last size-retention pass (see [`Store::retention`]).
     used_after_size_pass: Option<u64>,
+    /// The background checkpoints of a file opened read-write.
+    checkpointer: Option<Checkpointer>,
 }
 
 const FLOW_COLS: [&str; 42] = [
@@ -276,7 +293,29 @@ impl SqliteStore {
         };
         let conn = Connection::open_with_flags(&path, flags)
             .map_err(|e| StoreError::sqlite(&path, "open", e))?;
-        SqliteStore::setup(conn, path, config)
+        let mut store = SqliteStore::setup(conn, path, config)?;
+        if !config.read_only && config.background_checkpoints {
+            store.checkpointer =
+                Checkpointer::start(&store.conn, &store.path, config.checkpoint_pages);
+        }
+        Ok(store)
+    }
+
+    /// How the checkpoints ran so far: background ones, the writer's own, the log's largest
+    /// size (all zero for a store without a background thread: read-only, in memory, or
+    /// [`SqliteConfig::background_checkpoints`] off).
+    pub fn checkpoint_stats(&self) -> CheckpointStats {
+        self.checkpointer
+            .as_ref()
+            .map(Checkpointer::stats)
+            .unwrap_or_default()
+    }
+
+    /// After a write transaction: hands the checkpoint on if the log has grown enough.
+    fn after_commit(&mut self) {
+        if let Some(c) = &mut self.checkpointer {
+            c.after_commit(&self.conn);
+        }
     }
 
     fn setup(
@@ -321,11 +360,10 @@ impl SqliteStore {
             }
             conn.pragma_update(None, "synchronous", "NORMAL")
                 .map_err(err("set synchronous"))?;
-            // Checkpoint every 2 500 pages (40 MB of log at 16 KiB pages) rather than the
-            // default 1 000: index pages changed by several transactions in between are
-            // copied once (a third more rows/s with small batches); the log file is cut back
-            // to 64 MB after a checkpoint.
-            conn.pragma_update(None, "wal_autocheckpoint", 2_500)
+            // See `SqliteConfig::checkpoint_pages`. The log file is cut back to 64 MB after
+            // a checkpoint. A file's store hands these checkpoints to a thread of their own
+            // (see `checkpoint.rs`); this is the fallback.
+            conn.pragma_update(None, "wal_autocheckpoint", config.checkpoint_pages.max(1))
                 .map_err(err("set wal_autocheckpoint"))?;
             conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)
                 .map_err(err("set journal_size_limit"))?;
@@ -357,6 +395,7 @@ impl SqliteStore {
             max_duration_ns,
             max_key_matches: config.max_key_matches.max(1),
             used_after_size_pass: None,
+            checkpointer: None,
         })
     }
 
@@ -1054,24 +1093,27 @@ impl Store for SqliteStore {
         if rows.is_empty() {
             return Ok(());
         }
-        self.write_flows_tx(rows)
-            .map_err(|e| self.err("insert flows", e))
+        let r = self.write_flows_tx(rows);
+        self.after_commit();
+        r.map_err(|e| self.err("insert flows", e))
     }
 
     fn write_series(&mut self, rows: &[SeriesRow]) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());
         }
-        self.write_series_tx(rows)
-            .map_err(|e| self.err("insert series", e))
+        let r = self.write_series_tx(rows);
+        self.after_commit();
+        r.map_err(|e| self.err("insert series", e))
     }
 
     fn write_alerts(&mut self, rows: &[AlertRow]) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());
         }
-        self.write_alerts_tx(rows)
-            .map_err(|e| self.err("insert alerts", e))
+        let r = self.write_alerts_tx(rows);
+        self.after_commit();
+        r.map_err(|e| self.err("insert alerts", e))
     }
 
     /// Nothing to do: every write is committed when it returns, and a committed transaction
@@ -1261,6 +1303,10 @@ impl Store for SqliteStore {
 /// keeps its pages in the log for the next opener.
 impl Drop for SqliteStore {
     fn drop(&mut self) {
+        // The background thread's connection closes first, so that this one is the last.
+        if let Some(mut c) = self.checkpointer.take() {
+            c.stop();
+        }
         if !self.conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) {
             let _ = self
                 .conn

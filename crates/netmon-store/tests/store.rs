@@ -1663,3 +1663,143 @@ fn a_filter_matching_too_many_flows_is_refused_with_advice() {
     };
     assert_eq!(s.query_flows(&all).unwrap().rows.len(), 3_000);
 }
+
+/// Pages of the log (at 16 KiB), from its file size.
+fn wal_pages(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len()) / (16 * 1024 + 24)
+}
+
+/// Waits (up to 20 s) until `done` holds for the store's checkpoint counters.
+fn wait_for(s: &SqliteStore, done: impl Fn(&netmon_store::CheckpointStats) -> bool) {
+    let t = std::time::Instant::now();
+    while !done(&s.checkpoint_stats()) {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(20),
+            "{:?}",
+            s.checkpoint_stats()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// The log's checkpoints run on a thread of their own: a writer that pauses never
+/// checkpoints itself, and once the background thread has copied the log, the next commit
+/// starts the log over.
+#[test]
+fn checkpoints_run_in_the_background_and_the_log_starts_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ck.db");
+    let cfg = SqliteConfig {
+        checkpoint_pages: 64,
+        ..SqliteConfig::default()
+    };
+    let mut s = SqliteStore::open_with(&path, &cfg).unwrap();
+    let mut id = 0;
+    let mut batch = |s: &mut SqliteStore| {
+        let rows: Vec<FlowRow> = (0..10)
+            .map(|_| {
+                id += 1;
+                full_flow(1, id)
+            })
+            .collect();
+        s.write_flows(&rows).unwrap();
+    };
+    // Until the log passes 64 pages (a transaction adds about 8): the thread is nudged.
+    while s.checkpoint_stats().log_frames < 64 {
+        batch(&mut s);
+    }
+    wait_for(&s, |c| c.background >= 1);
+    let before = s.checkpoint_stats().log_frames;
+    batch(&mut s);
+    let c = s.checkpoint_stats();
+    assert!(c.log_frames < before, "the log did not start over: {c:?}");
+    assert_eq!(c.writer, 0, "{c:?}");
+    assert_eq!(c.background_failed, 0, "{c:?}");
+    // Everything written is there, and the file is intact.
+    drop(s);
+    let n: i64 = raw(&path)
+        .query_row("SELECT count(*) FROM flows", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, i64::from(u32::try_from(id).unwrap()));
+    let s = SqliteStore::open_read_only(&path).unwrap();
+    assert_eq!(s.integrity_check().unwrap(), ["ok"]);
+}
+
+/// A writer that never pauses still keeps the log bounded: from four times
+/// `checkpoint_pages` it copies the rest itself, from eight it waits for the background
+/// checkpoint to do so; then the log starts over. Without the bound the log would hold every
+/// page written (here about 100 times `checkpoint_pages`).
+#[test]
+fn a_writer_that_never_pauses_keeps_the_log_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("busy.db");
+    let wal = dir.path().join("busy.db-wal");
+    let pages = 16;
+    let cfg = SqliteConfig {
+        checkpoint_pages: pages,
+        ..SqliteConfig::default()
+    };
+    let mut s = SqliteStore::open_with(&path, &cfg).unwrap();
+    let (mut appended, mut largest) = (0, 0);
+    for b in 0..200u64 {
+        let before = s.checkpoint_stats().log_frames;
+        let rows: Vec<FlowRow> = (1..=100).map(|i| full_flow(1, b * 100 + i)).collect();
+        s.write_flows(&rows).unwrap();
+        let after = s.checkpoint_stats().log_frames;
+        // The transaction's frames (all of the log when it started over).
+        let added = if after > before {
+            after - before
+        } else {
+            after
+        };
+        appended += added;
+        largest = largest.max(added);
+    }
+    let c = s.checkpoint_stats();
+    let bound = u64::from(2 * pages * netmon_store::WRITER_FACTOR) + largest;
+    assert!(appended > 50 * u64::from(pages), "{appended} frames");
+    assert!(c.writer >= 1, "{c:?}");
+    assert!(c.max_log_frames <= bound, "{c:?} > {bound}");
+    assert!(wal_pages(&wal) <= bound, "{} pages", wal_pages(&wal));
+    drop(s);
+    assert_eq!(std::fs::metadata(&wal).map_or(0, |m| m.len()), 0);
+    let n: i64 = raw(&path)
+        .query_row("SELECT count(*) FROM flows", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 20_000);
+}
+
+/// Background checkpoints off: SQLite checkpoints on the writing connection, and the store
+/// reports no background work; read-only and in-memory stores have no thread.
+#[test]
+fn background_checkpoints_can_be_turned_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fg.db");
+    let wal = dir.path().join("fg.db-wal");
+    let cfg = SqliteConfig {
+        checkpoint_pages: 16,
+        background_checkpoints: false,
+        ..SqliteConfig::default()
+    };
+    let mut s = SqliteStore::open_with(&path, &cfg).unwrap();
+    for b in 0..100u64 {
+        let rows: Vec<FlowRow> = (1..=100).map(|i| full_flow(1, b * 100 + i)).collect();
+        s.write_flows(&rows).unwrap();
+    }
+    assert_eq!(
+        s.checkpoint_stats(),
+        netmon_store::CheckpointStats::default()
+    );
+    // SQLite's own checkpoint kept the log short (it starts over after each).
+    assert!(wal_pages(&wal) < 64, "{} pages", wal_pages(&wal));
+    let r = SqliteStore::open_read_only(&path).unwrap();
+    assert_eq!(
+        r.checkpoint_stats(),
+        netmon_store::CheckpointStats::default()
+    );
+    let m = SqliteStore::open_in_memory().unwrap();
+    assert_eq!(
+        m.checkpoint_stats(),
+        netmon_store::CheckpointStats::default()
+    );
+}
