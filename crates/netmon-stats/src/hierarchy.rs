@@ -82,11 +82,17 @@ impl Hierarchy {
             let Some(node) = self.nodes.get(cur) else {
                 return;
             };
-            let found = node.children.iter().copied().find(|&c| {
-                self.nodes
-                    .get(c as usize)
-                    .is_some_and(|n| core::ptr::eq(n.name, name) || n.name == name)
-            });
+            // Layer names are mostly the parsers' `&'static str` constants: look for the same
+            // pointer first, then compare the text (a level has up to a few dozen children,
+            // and at most one of them bears a name, so both finds agree).
+            let child = |same: fn(&'static str, &'static str) -> bool| {
+                node.children.iter().copied().find(|&c| {
+                    self.nodes
+                        .get(c as usize)
+                        .is_some_and(|n| same(n.name, name))
+                })
+            };
+            let found = child(|a, b| core::ptr::eq(a, b)).or_else(|| child(|a, b| a == b));
             let next = match found {
                 Some(c) => c as usize,
                 None => {
@@ -189,6 +195,29 @@ impl Hierarchy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A name equal in text but at another address (built at run time, not a parser's
+    /// constant) counts in the same node as the constant.
+    #[test]
+    fn names_match_by_text_not_address() {
+        let mut h = Hierarchy::new(100);
+        h.add(&["eth", "ipv4", "udp"], 10);
+        h.add(&["eth", "ipv4", "tcp"], 20);
+        let tcp: &'static str = String::from("tcp").leak();
+        let eth: &'static str = String::from("eth").leak();
+        assert!(!core::ptr::eq(tcp, "tcp"));
+        h.add(&[eth, "ipv4", tcp], 30);
+        h.add(&["eth", "ipv4", "tcp"], 40);
+        assert_eq!(
+            h.rows(),
+            vec![
+                (0, "eth", 4, 100),
+                (1, "ipv4", 4, 100),
+                (2, "udp", 1, 10),
+                (2, "tcp", 3, 90),
+            ]
+        );
+    }
 
     #[test]
     fn counts_each_level() {

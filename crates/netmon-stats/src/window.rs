@@ -184,19 +184,23 @@ impl KeyRing {
     }
 
     /// Sum of the `w` buckets ending at `end`.
+    ///
+    /// Walks back from `end`'s bucket with a wrap instead of a remainder per bucket: a
+    /// snapshot sums every key over every window each second, and the divisions were half
+    /// of its cost. (Saturating sums of counts do not depend on the order.)
     pub(crate) fn sum(&self, end: i64, w: u32) -> Counts {
         let mut c = Counts::default();
-        let Ok(len) = i64::try_from(self.ring.len()) else {
+        let len = self.ring.len();
+        let (Ok(ilen), Some(last)) = (i64::try_from(len), len.checked_sub(1)) else {
             return c;
         };
-        let w = i64::from(w).min(len);
-        for s in (end - w + 1)..=end {
-            if let Some(b) = usize::try_from(s.rem_euclid(len))
-                .ok()
-                .and_then(|i| self.ring.get(i))
-            {
+        let w = usize::try_from(w).unwrap_or(usize::MAX).min(len);
+        let mut i = usize::try_from(end.rem_euclid(ilen)).unwrap_or(0);
+        for _ in 0..w {
+            if let Some(b) = self.ring.get(i) {
                 c.add(b);
             }
+            i = i.checked_sub(1).unwrap_or(last);
         }
         c
     }
@@ -482,6 +486,30 @@ mod tests {
             packets: p,
             bytes: b,
             new_flows: 0,
+        }
+    }
+
+    proptest::proptest! {
+        /// The walk back from `end` sums the same buckets as one remainder per second.
+        #[test]
+        fn a_window_sum_is_the_sum_of_its_seconds(
+            len in 1usize..70,
+            end in -200i64..200,
+            w in 0u32..100,
+            vals in proptest::collection::vec(0u64..1_000, 70),
+        ) {
+            let mut k = KeyRing::new(ProtoKey::All, len);
+            for (i, v) in vals.iter().take(len).enumerate() {
+                if let Some(b) = k.ring.get_mut(i) {
+                    *b = Counts { packets: *v, bytes: v * 3, new_flows: v % 7 };
+                }
+            }
+            let mut want = Counts::default();
+            let ilen = len as i64;
+            for sec in (end - i64::from(w).min(ilen) + 1)..=end {
+                want.add(&k.ring[sec.rem_euclid(ilen) as usize]);
+            }
+            proptest::prop_assert_eq!(k.sum(end, w), want);
         }
     }
 
