@@ -578,6 +578,28 @@ impl ApiBackend for Shared {
                 &[],
                 w.queue_depth as u64,
             );
+            if let Some(ck) = w.checkpoints {
+                for (by, n) in [("background", ck.background), ("writer", ck.writer)] {
+                    out.counter(
+                        "netmon_store_checkpoints_total",
+                        "Write-ahead log checkpoints: by the background thread, or by the writer when the log reached its bound.",
+                        &[("by", by)],
+                        n,
+                    );
+                }
+                out.counter(
+                    "netmon_store_checkpoint_failures_total",
+                    "Background checkpoints that failed (the next one tries again).",
+                    &[],
+                    ck.background_failed,
+                );
+                out.gauge_int(
+                    "netmon_store_wal_pages",
+                    "Pages in the write-ahead log after the last commit.",
+                    &[],
+                    ck.log_frames,
+                );
+            }
         }
         for i in self.interfaces.lock().iter() {
             let l = [("interface", i.name.as_str())];

@@ -306,6 +306,24 @@ fn sigkill_then_restart_finds_an_intact_store() {
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0);
         if committed > 0 {
+            // The log's pages and checkpoints are metrics: the committed rows are in the
+            // log, far from its first checkpoint (2 500 pages).
+            let value = |name: &str| {
+                m.lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+            };
+            let pages = value("netmon_store_wal_pages ").unwrap_or(0);
+            assert!(pages > 0 && pages < 2_500, "{m}");
+            assert_eq!(
+                value("netmon_store_checkpoints_total{by=\"writer\"} "),
+                Some(0),
+                "{m}"
+            );
+            assert!(
+                value("netmon_store_checkpoints_total{by=\"background\"} ").is_some(),
+                "{m}"
+            );
             break;
         }
         assert!(

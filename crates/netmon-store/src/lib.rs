@@ -150,6 +150,12 @@ pub trait Store: Send {
     /// background work (a [`SpoolingStore`] retries its spool). Default: nothing.
     fn idle(&mut self) {}
 
+    /// How the write-ahead log's checkpoints went, for a store that has one
+    /// ([`SqliteStore::checkpoint_stats`]). Default: `None`.
+    fn checkpoint_stats(&self) -> Option<CheckpointStats> {
+        None
+    }
+
     /// Flows matching `query`, one page.
     fn query_flows(&mut self, query: &FlowQuery) -> Result<Page<FlowRow>, StoreError>;
 

@@ -1079,6 +1079,10 @@ fn key_of(row: &Row<'_>, i: usize) -> i64 {
 }
 
 impl Store for SqliteStore {
+    fn checkpoint_stats(&self) -> Option<CheckpointStats> {
+        self.checkpointer.as_ref().map(Checkpointer::stats)
+    }
+
     fn begin_run(&mut self, run: &RunInfo) -> Result<u64, StoreError> {
         self.conn
             .execute(

@@ -10,6 +10,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use netmon_types::Timestamp;
 
 use crate::Store;
+use crate::checkpoint::CheckpointStats;
 use crate::error::StoreError;
 use crate::query::{Retention, RetentionStats};
 use crate::rows::{AlertRow, FlowRow, SeriesRow};
@@ -107,6 +108,8 @@ pub struct WriterStats {
     pub queue_depth: usize,
     /// The queue's capacity.
     pub queue_capacity: usize,
+    /// The store's checkpoints ([`Store::checkpoint_stats`]) as of the last batch.
+    pub checkpoints: Option<CheckpointStats>,
 }
 
 #[derive(Debug, Default)]
@@ -119,6 +122,7 @@ struct Counters {
     errors: AtomicU64,
     rows_failed: AtomicU64,
     last_error: Mutex<Option<String>>,
+    checkpoints: Mutex<Option<CheckpointStats>>,
 }
 
 impl Counters {
@@ -138,6 +142,17 @@ impl Counters {
             },
             queue_depth: 0,
             queue_capacity: 0,
+            checkpoints: match self.checkpoints.lock() {
+                Ok(g) => *g,
+                Err(p) => *p.into_inner(),
+            },
+        }
+    }
+
+    fn set_checkpoints(&self, cs: Option<CheckpointStats>) {
+        match self.checkpoints.lock() {
+            Ok(mut g) => *g = cs,
+            Err(p) => *p.into_inner() = cs,
         }
     }
 
@@ -364,6 +379,7 @@ fn run(
                     Batch::Series(v) => (store.write_series(v), &c.series_rows),
                     Batch::Alerts(v) => (store.write_alerts(v), &c.alert_rows),
                 };
+                c.set_checkpoints(store.checkpoint_stats());
                 match res {
                     Ok(()) => {
                         counter.fetch_add(n, Ordering::Relaxed);

@@ -168,3 +168,44 @@ fn retention_runs_on_the_writer_thread_in_order() {
     w.close().unwrap();
     assert_eq!(count(&path), 51);
 }
+
+/// The writer reports its store's checkpoints: a file's log grows with the batches and the
+/// background thread is nudged; an in-memory store has no log to report.
+#[test]
+fn the_writer_reports_the_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("netmon.db");
+    let store = SqliteStore::open_with(
+        &path,
+        &SqliteConfig {
+            checkpoint_pages: 16,
+            ..SqliteConfig::default()
+        },
+    )
+    .unwrap();
+    let w = StoreWriter::spawn(
+        Box::new(store),
+        &WriterConfig {
+            queue_batches: 4,
+            coalesce_rows: 0,
+        },
+    )
+    .unwrap();
+    for b in 0..40 {
+        w.send(Batch::Flows(rows(b * 100, 100))).unwrap();
+    }
+    w.flush().unwrap();
+    let ck = w.stats().checkpoints.expect("a file store reports its log");
+    assert!(ck.max_log_frames >= 16, "{ck:?}");
+    assert!(ck.log_frames > 0, "{ck:?}");
+    w.close().unwrap();
+
+    let w = StoreWriter::spawn(
+        Box::new(SqliteStore::open_in_memory().unwrap()),
+        &WriterConfig::default(),
+    )
+    .unwrap();
+    w.send(Batch::Flows(rows(0, 10))).unwrap();
+    w.flush().unwrap();
+    assert_eq!(w.stats().checkpoints, None);
+}
