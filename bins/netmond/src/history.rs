@@ -67,9 +67,18 @@ impl StoreSink {
         self.flows
             .push(netmon_engine::store::flow_row(self.run_id, r));
         if self.flows.len() >= BATCH {
-            let rows = std::mem::replace(&mut self.flows, Vec::with_capacity(BATCH));
+            let next = self.next_flows();
+            let rows = std::mem::replace(&mut self.flows, next);
             self.send(Batch::Flows(rows), shared);
         }
+    }
+
+    /// The buffer for the next batch: one the writer emptied, so that the batches' memory
+    /// is reused rather than freed and faulted in again.
+    fn next_flows(&self) -> Vec<FlowRow> {
+        let mut v = self.writer.spare_flow_rows();
+        v.reserve(BATCH);
+        v
     }
 
     pub(crate) fn push_series(&mut self, p: &SeriesPoint, shared: &Shared) {
@@ -106,7 +115,8 @@ impl StoreSink {
     fn send_all(&mut self, shared: &Shared) {
         self.last_send = Instant::now();
         if !self.flows.is_empty() {
-            let rows = std::mem::replace(&mut self.flows, Vec::with_capacity(BATCH));
+            let next = self.next_flows();
+            let rows = std::mem::replace(&mut self.flows, next);
             self.send(Batch::Flows(rows), shared);
         }
         if !self.series.is_empty() {

@@ -143,6 +143,17 @@ pub trait Store: Send {
     /// Stores alerts (a closed alert replaces the raised one; a repeat changes nothing).
     fn write_alerts(&mut self, rows: &[AlertRow]) -> Result<(), StoreError>;
 
+    /// Stores several batches of flows, as one transaction where the store can: the
+    /// [`StoreWriter`] joins the flow batches waiting in its queue this way, without copying
+    /// them into one. Default: [`Store::write_flows`] per batch, stopping at the first error
+    /// (the batches before it stay written).
+    fn write_flow_batches(&mut self, batches: &[Vec<FlowRow>]) -> Result<(), StoreError> {
+        for b in batches {
+            self.write_flows(b)?;
+        }
+        Ok(())
+    }
+
     /// Makes everything written so far durable.
     fn flush(&mut self) -> Result<(), StoreError>;
 

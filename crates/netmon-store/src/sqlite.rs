@@ -464,7 +464,10 @@ impl SqliteStore {
         StoreError::sqlite(&self.path, op, e)
     }
 
-    fn write_flows_tx(&mut self, rows: &[FlowRow]) -> rusqlite::Result<()> {
+    fn write_flows_tx<'r>(
+        &mut self,
+        rows: impl Iterator<Item = &'r FlowRow>,
+    ) -> rusqlite::Result<()> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -1097,7 +1100,17 @@ impl Store for SqliteStore {
         if rows.is_empty() {
             return Ok(());
         }
-        let r = self.write_flows_tx(rows);
+        let r = self.write_flows_tx(rows.iter());
+        self.after_commit();
+        r.map_err(|e| self.err("insert flows", e))
+    }
+
+    /// All batches in one transaction.
+    fn write_flow_batches(&mut self, batches: &[Vec<FlowRow>]) -> Result<(), StoreError> {
+        if batches.iter().all(Vec::is_empty) {
+            return Ok(());
+        }
+        let r = self.write_flows_tx(batches.iter().flatten());
         self.after_commit();
         r.map_err(|e| self.err("insert flows", e))
     }

@@ -209,3 +209,30 @@ fn the_writer_reports_the_checkpoints() {
     w.flush().unwrap();
     assert_eq!(w.stats().checkpoints, None);
 }
+
+/// The writer hands emptied flow buffers back (capacity kept) for the next batches; a buffer
+/// larger than 2 048 rows is freed instead.
+#[test]
+fn flow_buffers_come_back_for_reuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("netmon.db");
+    let w = StoreWriter::spawn(
+        Box::new(SqliteStore::open(&path).unwrap()),
+        &WriterConfig::default(),
+    )
+    .unwrap();
+    assert_eq!(w.spare_flow_rows().capacity(), 0, "nothing written yet");
+    let mut v = w.spare_flow_rows();
+    v.reserve(1024);
+    v.extend(rows(0, 100));
+    let cap = v.capacity();
+    w.send(Batch::Flows(v)).unwrap();
+    w.send(Batch::Flows(rows(100, 3000))).unwrap();
+    w.flush().unwrap();
+    let back = w.spare_flow_rows();
+    assert!(back.is_empty());
+    assert_eq!(back.capacity(), cap);
+    assert_eq!(w.spare_flow_rows().capacity(), 0, "the large one was freed");
+    w.close().unwrap();
+    assert_eq!(count(&path), 3100);
+}
