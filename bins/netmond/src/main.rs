@@ -346,10 +346,19 @@ fn run(args: &Args) -> anyhow::Result<()> {
                 .map_err(|e| anyhow!("storage.path: {e}"))?,
         );
         // Retention's own connection, opened now: after the privilege drop the directory
-        // may not be writable any more. Its policy can change on SIGHUP.
+        // may not be writable any more. Its policy can change on SIGHUP. It checkpoints at
+        // the end of each pass itself: no checkpoint thread of its own.
         *shared.retention.lock() = retention_policy(&cfg);
-        let retention =
-            Some(netmon_store::SqliteStore::open(path).map_err(|e| anyhow!("storage.path: {e}"))?);
+        let retention = Some(
+            netmon_store::SqliteStore::open_with(
+                path,
+                &netmon_store::SqliteConfig {
+                    background_checkpoints: false,
+                    ..netmon_store::SqliteConfig::default()
+                },
+            )
+            .map_err(|e| anyhow!("storage.path: {e}"))?,
+        );
         // 4 queued batches of 1 024 rows (about 1 KiB each), written 4 096 rows at most per
         // transaction: a replay waits for the writer anyway and a live capture drops what does
         // not fit. The default 64 held ~64 MB; 8 batches coalesced up to 16 384 rows held
