@@ -143,15 +143,19 @@ pub trait Store: Send {
     /// Stores alerts (a closed alert replaces the raised one; a repeat changes nothing).
     fn write_alerts(&mut self, rows: &[AlertRow]) -> Result<(), StoreError>;
 
-    /// Stores several batches of flows, as one transaction where the store can: the
-    /// [`StoreWriter`] joins the flow batches waiting in its queue this way, without copying
-    /// them into one. Default: [`Store::write_flows`] per batch, stopping at the first error
-    /// (the batches before it stay written).
-    fn write_flow_batches(&mut self, batches: &[Vec<FlowRow>]) -> Result<(), StoreError> {
-        for b in batches {
-            self.write_flows(b)?;
+    /// Stores several batches of flows as one [`Store::write_flows`] would store them
+    /// together: the [`StoreWriter`] joins the flow batches waiting in its queue this way.
+    /// Default: moves the rows of the others into the first batch, then one `write_flows`
+    /// (the batches stay, emptied, for reuse). [`SqliteStore`] writes them in one transaction
+    /// without moving them.
+    fn write_flow_batches(&mut self, batches: &mut [Vec<FlowRow>]) -> Result<(), StoreError> {
+        let Some((first, rest)) = batches.split_first_mut() else {
+            return Ok(());
+        };
+        for b in rest {
+            first.append(b);
         }
-        Ok(())
+        self.write_flows(first)
     }
 
     /// Makes everything written so far durable.

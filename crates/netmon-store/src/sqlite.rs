@@ -1105,8 +1105,8 @@ impl Store for SqliteStore {
         r.map_err(|e| self.err("insert flows", e))
     }
 
-    /// All batches in one transaction.
-    fn write_flow_batches(&mut self, batches: &[Vec<FlowRow>]) -> Result<(), StoreError> {
+    /// All batches in one transaction, none moved.
+    fn write_flow_batches(&mut self, batches: &mut [Vec<FlowRow>]) -> Result<(), StoreError> {
         if batches.iter().all(Vec::is_empty) {
             return Ok(());
         }

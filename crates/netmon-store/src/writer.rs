@@ -425,7 +425,7 @@ fn run(
                         Err(_) => break,
                     }
                 }
-                let res = store.write_flow_batches(&group);
+                let res = store.write_flow_batches(&mut group);
                 c.set_checkpoints(store.checkpoint_stats());
                 c.done(
                     res,

@@ -236,3 +236,71 @@ fn flow_buffers_come_back_for_reuse() {
     w.close().unwrap();
     assert_eq!(count(&path), 3100);
 }
+
+/// A store that only counts the rows of each `write_flows` call.
+struct Calls(Vec<usize>);
+
+impl netmon_store::Store for Calls {
+    fn begin_run(&mut self, _: &netmon_store::RunInfo) -> Result<u64, netmon_store::StoreError> {
+        Ok(1)
+    }
+    fn write_flows(&mut self, rows: &[FlowRow]) -> Result<(), netmon_store::StoreError> {
+        self.0.push(rows.len());
+        Ok(())
+    }
+    fn write_series(
+        &mut self,
+        _: &[netmon_store::SeriesRow],
+    ) -> Result<(), netmon_store::StoreError> {
+        Ok(())
+    }
+    fn write_alerts(
+        &mut self,
+        _: &[netmon_store::AlertRow],
+    ) -> Result<(), netmon_store::StoreError> {
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), netmon_store::StoreError> {
+        Ok(())
+    }
+    fn query_flows(
+        &mut self,
+        _: &netmon_store::FlowQuery,
+    ) -> Result<netmon_store::Page<FlowRow>, netmon_store::StoreError> {
+        Err(netmon_store::StoreError::Unsupported("query"))
+    }
+    fn query_alerts(
+        &mut self,
+        _: &netmon_store::AlertQuery,
+    ) -> Result<netmon_store::Page<netmon_store::AlertRow>, netmon_store::StoreError> {
+        Err(netmon_store::StoreError::Unsupported("query"))
+    }
+    fn query_series(
+        &mut self,
+        _: &netmon_store::SeriesQuery,
+    ) -> Result<netmon_store::Page<netmon_store::SeriesRow>, netmon_store::StoreError> {
+        Err(netmon_store::StoreError::Unsupported("query"))
+    }
+    fn retention(
+        &mut self,
+        _: &Retention,
+        _: netmon_types::Timestamp,
+    ) -> Result<netmon_store::RetentionStats, netmon_store::StoreError> {
+        Ok(netmon_store::RetentionStats::default())
+    }
+}
+
+/// By default, batches written together are one `write_flows` call (a PostgreSQL sink
+/// upserts them in one statement), and the others are left empty for reuse.
+#[test]
+fn batches_written_together_are_one_call_by_default() {
+    use netmon_store::Store;
+    let mut s = Calls(Vec::new());
+    let mut group = vec![rows(0, 3), rows(3, 2), Vec::new(), rows(5, 4)];
+    s.write_flow_batches(&mut group).unwrap();
+    assert_eq!(s.0, [9]);
+    assert_eq!(group[0].len(), 9);
+    assert!(group[1..].iter().all(Vec::is_empty));
+    s.write_flow_batches(&mut []).unwrap();
+    assert_eq!(s.0, [9]);
+}
