@@ -33,6 +33,8 @@ fn sharded_with_load(
         batch_packets: 7,
         batches_per_shard: 3,
         queued_outputs: shards * 3,
+        // Outputs of about three batches: the shards hold batches back between outputs.
+        output_packets: 20,
         backpressure: Backpressure::Block,
         active_every: None,
         processes: false,
@@ -108,6 +110,7 @@ fn one_shard_inline_or_on_its_thread_gives_the_records_of_one_engine() {
             batch_packets: 5,
             batches_per_shard: 4096,
             queued_outputs: 4096,
+            output_packets: 5,
             backpressure,
             active_every: None,
             processes: false,
@@ -373,18 +376,28 @@ fn check_stats_equivalence(path: &std::path::Path) -> usize {
     let base = stats_single(path);
     let name = path.display();
     let json = |v: &dyn erased::Ser| v.json();
-    for (n, batch, per) in [(1, 7, 3), (1, 256, 16), (2, 7, 3), (3, 5, 2), (2, 256, 16)] {
+    // Outputs of one batch, of a few, and of many (see `ShardConfig::output_packets`).
+    for (n, batch, per, output) in [
+        (1, 7, 3, 7),
+        (1, 7, 3, 30),
+        (1, 256, 16, 1024),
+        (2, 7, 3, 7),
+        (2, 7, 3, 40),
+        (3, 5, 2, 1000),
+        (2, 256, 16, 1024),
+    ] {
         let sc = ShardConfig {
             shards: n,
             batch_packets: batch,
             batches_per_shard: per,
             queued_outputs: n * per,
+            output_packets: output,
             backpressure: Backpressure::Block,
             active_every: None,
             processes: false,
         };
         let got = stats_sharded(path, &sc);
-        let what = format!("{name}: {n} shards, batches of {batch}");
+        let what = format!("{name}: {n} shards, batches of {batch}, outputs of {output}");
         // Windows, series, totals, hierarchy and talkers are the same with any shard count.
         assert_eq!(got.series.len(), base.series.len(), "{what}");
         for (a, b) in got.series.iter().zip(&base.series) {

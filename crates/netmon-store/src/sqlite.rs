@@ -40,13 +40,14 @@ pub struct SqliteConfig {
     /// How long a statement waits for another connection's lock before failing with
     /// "database is locked" (`PRAGMA busy_timeout`). Default 5 s.
     pub busy_timeout: Duration,
-    /// Page cache of this connection, KiB (`PRAGMA cache_size`). Default 4 096 (4 MiB): since
+    /// Page cache of this connection, KiB (`PRAGMA cache_size`). Default 2 048 (2 MiB): since
     /// schema 3 a flow write touches the end of the table, of the `first_seen` index and of a
     /// few key summaries, so a larger cache buys no speed (netmond over big.pcap, 1 shard,
     /// `/usr/bin/time -f "%e %M" netmond --config target/bench/daemon-1-on.yaml` as
     /// `benches/daemon.sh` writes it, builds alternated: 32, 8 and 4 MiB ran alike; peak RSS
     /// 204, 178 and 171 MB; with the smaller in-flight queues of netmond, 4 MiB ran as fast
-    /// again at 4 MB less RSS).
+    /// again at 4 MB less RSS; 2 MiB: the writer's CPU alike, `perf sched`, about 2 MB less
+    /// RSS).
     pub cache_kib: u32,
     /// Most flows a host, port, app or domain filter may match within a query's time range
     /// (each costs memory until the query ends); beyond it the query fails with
@@ -73,7 +74,7 @@ impl Default for SqliteConfig {
     fn default() -> Self {
         SqliteConfig {
             busy_timeout: Duration::from_secs(5),
-            cache_kib: 4 * 1024,
+            cache_kib: 2 * 1024,
             max_key_matches: 1_000_000,
             read_only: false,
             background_checkpoints: true,
