@@ -360,8 +360,8 @@ impl Drop for StoreWriter {
     }
 }
 
-/// Appends `next` to `b` when both are for the same table (series or alerts: flow batches are
-/// written as a group, see [`Store::write_flow_batches`]).
+/// Appends `next` to `b` when both are for the same table; flow batches are not joined here
+/// but written as a group ([`Store::write_flow_batches`]).
 fn merge(b: &mut Batch, next: Batch) -> Result<(), Batch> {
     match (b, next) {
         (Batch::Series(a), Batch::Series(mut n)) => a.append(&mut n),
@@ -369,6 +369,44 @@ fn merge(b: &mut Batch, next: Batch) -> Result<(), Batch> {
         (_, n) => return Err(n),
     }
     Ok(())
+}
+
+/// Takes from the queue the batches of `first`'s table that wait behind it, while fewer than
+/// `coalesce` rows are gathered: flow batches into `group`, others appended to `first`.
+/// Another message is left in `carry`. Returns the rows and the batches gathered.
+fn gather(
+    rx: &Receiver<Msg>,
+    first: &mut Batch,
+    group: &mut Vec<Vec<FlowRow>>,
+    coalesce: usize,
+    carry: &mut Option<Msg>,
+) -> (u64, u64) {
+    let (mut rows, mut batches) = (first.len(), 1u64);
+    while rows < coalesce {
+        let next = match rx.try_recv() {
+            Ok(Msg::Batch(next)) => next,
+            Ok(other) => {
+                *carry = Some(other);
+                break;
+            }
+            Err(_) => break,
+        };
+        let n = next.len();
+        let joined = match (&*first, next) {
+            (Batch::Flows(_), Batch::Flows(v)) => {
+                group.push(v);
+                Ok(())
+            }
+            (_, next) => merge(first, next),
+        };
+        if let Err(other) = joined {
+            *carry = Some(Msg::Batch(other));
+            break;
+        }
+        rows += n;
+        batches += 1;
+    }
+    (rows as u64, batches)
 }
 
 /// How long an empty queue waits before [`Store::idle`] is called.
@@ -409,57 +447,19 @@ fn run(
             },
         };
         match msg {
-            Msg::Batch(Batch::Flows(v)) => {
-                let mut n = v.len();
-                group.push(v);
-                while n < coalesce {
-                    match rx.try_recv() {
-                        Ok(Msg::Batch(Batch::Flows(next))) => {
-                            n += next.len();
-                            group.push(next);
-                        }
-                        Ok(other) => {
-                            carry = Some(other);
-                            break;
-                        }
-                        Err(_) => break,
-                    }
-                }
-                let res = store.write_flow_batches(&mut group);
-                c.set_checkpoints(store.checkpoint_stats());
-                c.done(
-                    res,
-                    (n as u64, group.len() as u64),
-                    &c.flow_rows,
-                    &mut pending,
-                );
-                for v in group.drain(..) {
-                    recycle(spare, v);
-                }
-            }
             Msg::Batch(mut b) => {
-                let mut batches = 1u64;
-                while b.len() < coalesce {
-                    match rx.try_recv() {
-                        Ok(Msg::Batch(next)) => match merge(&mut b, next) {
-                            Ok(()) => batches += 1,
-                            Err(other) => {
-                                carry = Some(Msg::Batch(other));
-                                break;
-                            }
-                        },
-                        Ok(other) => {
-                            carry = Some(other);
-                            break;
+                let (n, batches) = gather(&rx, &mut b, &mut group, coalesce, &mut carry);
+                let (res, counter) = match b {
+                    Batch::Flows(v) => {
+                        group.insert(0, v);
+                        let res = store.write_flow_batches(&mut group);
+                        for v in group.drain(..) {
+                            recycle(spare, v);
                         }
-                        Err(_) => break,
+                        (res, &c.flow_rows)
                     }
-                }
-                let n = b.len() as u64;
-                let (res, counter) = match &b {
-                    Batch::Flows(v) => (store.write_flows(v), &c.flow_rows),
-                    Batch::Series(v) => (store.write_series(v), &c.series_rows),
-                    Batch::Alerts(v) => (store.write_alerts(v), &c.alert_rows),
+                    Batch::Series(v) => (store.write_series(&v), &c.series_rows),
+                    Batch::Alerts(v) => (store.write_alerts(&v), &c.alert_rows),
                 };
                 c.set_checkpoints(store.checkpoint_stats());
                 c.done(res, (n, batches), counter, &mut pending);

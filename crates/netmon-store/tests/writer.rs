@@ -304,3 +304,41 @@ fn batches_written_together_are_one_call_by_default() {
     s.write_flow_batches(&mut []).unwrap();
     assert_eq!(s.0, [9]);
 }
+
+/// Batches of one table waiting together share a transaction, in queue order: flow batches as
+/// a group, series appended; a batch of another table ends the group.
+#[test]
+fn batches_waiting_together_share_a_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("netmon.db");
+    let store = SqliteStore::open_with(
+        &path,
+        &SqliteConfig {
+            busy_timeout: Duration::from_secs(30),
+            ..SqliteConfig::default()
+        },
+    )
+    .unwrap();
+    let w = StoreWriter::spawn(Box::new(store), &WriterConfig::default()).unwrap();
+    // Another connection holds the write lock: the writer waits inside its first batch.
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    w.send(Batch::Flows(rows(0, 10))).unwrap();
+    let t = std::time::Instant::now();
+    while w.stats().queue_depth > 0 {
+        assert!(t.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    w.send(Batch::Flows(rows(10, 10))).unwrap();
+    w.send(Batch::Series(vec![series(1, 1, 0, "tcp")])).unwrap();
+    w.send(Batch::Series(vec![series(1, 2, 0, "tcp")])).unwrap();
+    w.send(Batch::Flows(rows(20, 10))).unwrap();
+    w.send(Batch::Flows(rows(30, 10))).unwrap();
+    other.execute_batch("COMMIT").unwrap();
+    let st = w.close().unwrap();
+    assert_eq!((st.flow_rows, st.series_rows, st.batches), (40, 2, 6));
+    // The first alone, then [flows], [series, series], [flows, flows].
+    assert_eq!(st.commits, 4, "{st:?}");
+    assert_eq!(count(&path), 40);
+}
