@@ -82,9 +82,11 @@ pub struct ShardConfig {
     /// Packets a shard counts into one output before handing it to the aggregator (at least
     /// one batch). An output also goes at each new second, at [`RECORDS_PER_EVENTS`] ended
     /// flows, with an active-flow export, and after a batch cut short (a quiet live source,
-    /// whose flows so reach the sink without waiting). Each output costs the aggregator a merge of its tally and a call of the sink,
-    /// and the shard a hand-over: 1 024 packets rather than one batch of 256 took a fifth
-    /// off the aggregator's CPU over big.pcap.
+    /// whose flows so reach the sink without waiting). Each output costs the aggregator a
+    /// merge of its tally and a call of the sink, and the shard a hand-over: 1 024 packets
+    /// rather than one batch of 256 took 15–20 % off the aggregator's CPU over big.pcap
+    /// (`perf sched record -- netmond --config target/bench/daemon-1-on.yaml`, then
+    /// `perf sched timehist` summed per thread; builds alternated, three runs each).
     pub output_packets: usize,
     /// What happens when a shard falls behind.
     pub backpressure: Backpressure,
