@@ -116,7 +116,8 @@ pub trait FlowSink<E> {
     /// A long flow reached the active timeout (periodic export).
     fn on_update(&mut self, _flow: &Flow<E>) {}
     /// Something a live view should know changed: the responder answered for the first time,
-    /// the TCP state moved, an ICMP error quoting the flow arrived, or the extension named the
+    /// the TCP state moved (the teardown is one move: FinWait, Closing and Closed are reported
+    /// at the first FIN), an ICMP error quoting the flow arrived, or the extension named the
     /// application. At most a few calls per flow (not per packet).
     fn on_change(&mut self, _flow: &Flow<E>) {}
     /// A flow ended; `flow.core.end_reason` says why. It is removed right after.
@@ -897,12 +898,17 @@ impl<E: FlowExt> FlowTable<E> {
 
 /// What `on_change` reports a change of: whether the responder has answered, the TCP state,
 /// and whether the extension has named the application.
+///
+/// The teardown is one change: its first FIN. Closing and Closed follow within a round trip
+/// and say nothing a summary needs (a probe that got that far has succeeded or failed
+/// already); the flow's end reports its final state. That spares the consumers (the
+/// statistics' detectors) two summaries per closed connection.
 fn change_marks<E: FlowExt>(f: &Flow<E>) -> (bool, TcpState, bool) {
-    (
-        f.core.s2c().packets > 0,
-        f.core.tcp_state,
-        f.ext.app().is_some(),
-    )
+    let tcp = match f.core.tcp_state {
+        TcpState::Closing | TcpState::Closed => TcpState::FinWait,
+        s => s,
+    };
+    (f.core.s2c().packets > 0, tcp, f.ext.app().is_some())
 }
 
 fn timeout_in(t: &Timeouts, class: usize) -> i64 {

@@ -100,6 +100,8 @@ fn udp(src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16, data: &[u8]) -> Vec<u8> {
 struct Events {
     started: Vec<u64>,
     updated: Vec<u64>,
+    /// The TCP state at each change.
+    changed: Vec<TcpState>,
     ended: Vec<Flow<()>>,
 }
 
@@ -109,6 +111,9 @@ impl FlowSink<()> for Events {
     }
     fn on_update(&mut self, f: &Flow<()>) {
         self.updated.push(f.core.id);
+    }
+    fn on_change(&mut self, f: &Flow<()>) {
+        self.changed.push(f.core.tcp_state);
     }
     fn on_end(&mut self, f: &Flow<()>) {
         self.ended.push(f.clone());
@@ -219,6 +224,16 @@ fn handshake_data_and_fin_close() {
     assert_eq!(
         r.table.get(o.flow).unwrap().core.tcp_state,
         TcpState::Closed
+    );
+    // One change per step that tells something: the answer, the handshake's end, the first
+    // FIN. The teardown's Closing and Closed are not changes of their own.
+    assert_eq!(
+        r.ev.changed,
+        [
+            TcpState::SynReceived,
+            TcpState::Established,
+            TcpState::FinWait
+        ]
     );
     // The closed flow lingers for late packets, then ends with reason fin.
     r.feed(5 * SEC, &udp(A, B, 1, 2, b"x"));

@@ -195,6 +195,30 @@ struct FlowTrack {
     /// Whether the talkers counted part of the flow at a periodic update (what they counted
     /// is in `Stats::counted`).
     exported: bool,
+    /// The probe outcome the scan detectors were last shown ([`Outcome`]).
+    outcome: Outcome,
+}
+
+/// A flow's probe outcome as last shown to the scan detectors (`scan::decided`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Outcome {
+    /// Not shown yet, or undecided (the detectors ignore undecided flows).
+    #[default]
+    Undecided,
+    /// A working exchange.
+    Succeeded,
+    /// Refused, unanswered or torn down.
+    Failed,
+}
+
+impl Outcome {
+    fn of(decided: Option<bool>) -> Outcome {
+        match decided {
+            None => Outcome::Undecided,
+            Some(false) => Outcome::Succeeded,
+            Some(true) => Outcome::Failed,
+        }
+    }
 }
 
 /// The applications seen, each given a small number (for [`FlowTrack::app`]). Names are the
@@ -599,9 +623,26 @@ impl Stats {
         // this one: it was cloned from this configuration).
         let syn_timeout = self.cfg.detectors.vertical_scan.syn_timeout_secs;
         let decided = scan::decided(f, ended, now, syn_timeout);
-        self.vertical.observe(f, ended, decided, now, &mut self.em);
-        self.horizontal
-            .observe(f, ended, decided, now, &mut self.em);
+        // A change that leaves the outcome as the detectors last saw it (an established
+        // connection's FIN, the application named) tells them nothing but the flow's latest
+        // packet time, which its periodic update or its end brings them. Updates and ends
+        // always reach them; so does a change of outcome (the handshake's last ACK turns the
+        // SYN-ACK's half-open failure into a success).
+        let outcome = Outcome::of(decided);
+        let repeat = match track.as_deref_mut() {
+            Some(t) if !ended => {
+                let same = core::mem::replace(&mut t.outcome, outcome) == outcome;
+                same && !talk_now
+            }
+            _ => false,
+        };
+        if repeat {
+            self.counters.summaries_repeated += 1;
+        } else {
+            self.vertical.observe(f, ended, decided, now, &mut self.em);
+            self.horizontal
+                .observe(f, ended, decided, now, &mut self.em);
+        }
         if f.proto == 6 && decided == Some(true) {
             let first = match track.as_deref_mut() {
                 Some(t) => !core::mem::replace(&mut t.failed_counted, true),

@@ -90,6 +90,9 @@ pub struct Counters {
     /// Snapshots not published because a reader held the cell at that instant (the next
     /// second's snapshot replaces them).
     pub snapshots_skipped: u64,
+    /// Flow changes not shown to the scan detectors: the flow's probe outcome was the one
+    /// they had seen (its update or end still reaches them).
+    pub summaries_repeated: u64,
 }
 
 /// A shared cell holding the latest [`Snapshot`]: clone it to any thread, [`load`] at any time.

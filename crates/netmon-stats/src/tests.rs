@@ -336,6 +336,46 @@ fn talkers_count_at_periodic_updates_and_ends_not_at_starts_or_changes() {
 }
 
 #[test]
+fn changes_that_repeat_the_outcome_do_not_reach_the_detectors() {
+    // Five connections to five ports of one host, each answered (SYN-ACK: half open, a
+    // failure so far), then established, then named and closed. The detectors must see
+    // each one succeed (else five failed ports make a scan), and need not see it again.
+    let mut s = stats();
+    for p in 0..5u16 {
+        let t = ts(T0, i64::from(p) * 10);
+        let mut f = flow(
+            u64::from(p),
+            t,
+            ip(9, 9),
+            ip(1, 1),
+            100 + p,
+            TcpState::SynOnly,
+        );
+        s.on_flow_start(&f);
+        f.responder_answered = true;
+        f.tcp = Some(TcpState::HalfOpen);
+        s.on_flow_change(&f);
+        f.tcp = Some(TcpState::Established);
+        s.on_flow_change(&f);
+        f.app = Some("http");
+        s.on_flow_change(&f);
+        f.tcp = Some(TcpState::Closed);
+        s.on_flow_change(&f);
+    }
+    assert_eq!(s.counters().summaries_repeated, 10);
+    assert!(s.drain_alerts().is_empty());
+    assert_eq!(s.table_sizes().vertical_pairs, 1);
+    // Periodic updates and ends always reach them.
+    let mut f = flow(0, ts(T0, 0), ip(9, 9), ip(1, 1), 100, TcpState::Closed);
+    s.on_flow_update(&f);
+    f.end = Some(EndReason::Fin);
+    s.on_flow_end(&f);
+    assert_eq!(s.counters().summaries_repeated, 10);
+    s.finish();
+    assert!(closed(&mut s).is_empty());
+}
+
+#[test]
 fn vertical_scan_thresholds() {
     let scanner = ip(9, 9);
     let victim = ip(1, 1);
