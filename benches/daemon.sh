@@ -12,7 +12,10 @@
 # never committed). The file is read once to warm the page cache; every run gets a fresh
 # SQLite file under target/bench/, its config written next to it (replay.speed max, API off,
 # log level warn). Each run is timed with `/usr/bin/time -f '%e %U %S %M'`: not pinned — the
-# pipeline's threads are meant to use every core.
+# pipeline's threads are meant to use every core — unless --cores asks for the scaling with
+# cores (each count K runs under `taskset -c 0-(K-1)`). --tmpfs copies FILE to /dev/shm first,
+# so that no run waits for the disk when the page cache lets part of the file go (a busy shared
+# machine does); the SQLite file stays under target/bench/.
 set -euo pipefail
 
 prog=${0##*/}
@@ -25,12 +28,16 @@ usage: $prog [FILE] [options]
 
 Runs netmond over FILE (default target/bench/big.pcap, generated when missing) with
 classification, statistics and the SQLite store on, and prints per run: shards, store,
-wall s, packets/s, CPU s (user+sys), peak RSS MB.
+wall s, packets/s, CPU s (user+sys), peak RSS MiB.
 
 options:
   --shards LIST     comma-separated shard counts (default 1,2)
   --runs N          runs of each configuration (default 2)
   --store on|off|both   the SQLite store (default on)
+  --cores LIST      comma-separated core counts: each configuration runs pinned to the
+                    first K CPUs (taskset -c 0-(K-1)), to show the scaling with cores
+                    (default: not pinned)
+  --tmpfs           read a copy of FILE in /dev/shm (removed at the end)
   --threads         one extra run per configuration under 'perf record', printing each
                     thread's share of the samples (netmon-shard-N, netmon-aggregate,
                     netmon-store, netmond = the reader; with 1 shard
@@ -50,6 +57,8 @@ shards_list="1,2"
 runs=2
 store=on
 threads=0
+cores_list=""
+tmpfs=0
 netmond=${NETMOND:-}
 while [[ $# -gt 0 ]]; do
     case $1 in
@@ -57,6 +66,8 @@ while [[ $# -gt 0 ]]; do
         --runs) runs=${2:?}; shift 2 ;;
         --store) store=${2:?}; shift 2 ;;
         --threads) threads=1; shift ;;
+        --cores) cores_list=${2:?}; shift 2 ;;
+        --tmpfs) tmpfs=1; shift ;;
         --netmond) netmond=${2:?}; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         -*) die "unknown option $1 (see --help)" ;;
@@ -66,6 +77,12 @@ done
 [[ $runs =~ ^[1-9][0-9]*$ ]] || die "--runs wants a positive count, not '$runs'"
 case $store in on|off|both) ;; *) die "--store wants on, off or both, not '$store'" ;; esac
 [[ -x /usr/bin/time ]] || die "/usr/bin/time is missing (apt-get install time)"
+IFS=, read -r -a core_counts <<< "${cores_list:-0}"
+for k in "${core_counts[@]}"; do
+    [[ $k =~ ^[0-9]+$ ]] || die "--cores wants core counts, not '$k'"
+    ((k <= $(nproc))) || die "--cores $k: this machine has $(nproc)"
+done
+[[ -z $cores_list ]] || command -v taskset > /dev/null || die "--cores needs taskset (util-linux)"
 
 target=$(cd "$repo" && cargo metadata --format-version 1 --no-deps 2>/dev/null |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
@@ -82,6 +99,12 @@ if [[ -z $file ]]; then
 fi
 [[ -r $file ]] || die "cannot read $file"
 file=$(cd "$(dirname "$file")" && pwd)/$(basename "$file")
+if [[ $tmpfs == 1 ]]; then
+    copy="/dev/shm/netmon-bench-$$-$(basename "$file")"
+    trap 'rm -f "$copy"' EXIT
+    cp "$file" "$copy" || die "cannot copy $file to /dev/shm (--tmpfs)"
+    file=$copy
+fi
 
 if [[ -z $netmond ]]; then
     (cd "$repo" && cargo build --release -p netmond -p netmon-cli --quiet) || die "build failed"
@@ -99,7 +122,7 @@ cat "$file" > /dev/null
 stores=$store
 [[ $store == both ]] && stores="off on"
 printf '%s: %s, %s packets, %s cores\n' "$prog" "$file" "$packets" "$(nproc)"
-printf '%-7s %-6s %9s %12s %9s %9s\n' shards store "wall s" "packets/s" "CPU s" "RSS MB"
+printf '%-7s %-6s %-6s %9s %12s %9s %9s\n' shards store cores "wall s" "packets/s" "CPU s" "RSS MiB"
 IFS=, read -r -a shard_counts <<< "$shards_list"
 for n in "${shard_counts[@]}"; do
     [[ $n =~ ^[1-9][0-9]*$ ]] || die "--shards wants positive counts, not '$n'"
@@ -124,12 +147,20 @@ log:
   level: warn
 EOF
         for ((r = 1; r <= runs; r++)); do
-            rm -f "$db" "$db-wal" "$db-shm"
-            out=$( { /usr/bin/time -f '%e %U %S %M' "$netmond" --config "$cfg" > /dev/null; } 2>&1 | tail -1)
-            read -r wall user sys rss <<< "$out"
-            [[ $rss =~ ^[0-9]+$ ]] || die "netmond failed: $out"
-            awk -v n="$n" -v st="$st" -v w="$wall" -v u="$user" -v s="$sys" -v m="$rss" -v p="$packets" \
-                'BEGIN { printf "%-7s %-6s %9.2f %12.0f %9.2f %9.0f\n", n, st, w, p / w, u + s, m / 1024 }'
+            for k in "${core_counts[@]}"; do
+                pin=()
+                label=all
+                if ((k > 0)); then
+                    pin=(taskset -c "0-$((k - 1))")
+                    label=$k
+                fi
+                rm -f "$db" "$db-wal" "$db-shm"
+                out=$( { "${pin[@]}" /usr/bin/time -f '%e %U %S %M' "$netmond" --config "$cfg" > /dev/null; } 2>&1 | tail -1)
+                read -r wall user sys rss <<< "$out"
+                [[ $rss =~ ^[0-9]+$ ]] || die "netmond failed: $out"
+                awk -v n="$n" -v st="$st" -v c="$label" -v w="$wall" -v u="$user" -v s="$sys" -v m="$rss" -v p="$packets" \
+                    'BEGIN { printf "%-7s %-6s %-6s %9.2f %12.0f %9.2f %9.1f\n", n, st, c, w, p / w, u + s, m / 1024 }'
+            done
         done
         if [[ $threads == 1 ]]; then
             command -v perf > /dev/null || die "--threads needs perf (apt-get install linux-perf)"
