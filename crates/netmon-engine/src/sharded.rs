@@ -442,8 +442,9 @@ pub fn run_sharded<S: PipelineSink>(
             let shard = Shard::new(
                 i,
                 engine,
-                (shards.active_every, shards.output_packets, batch_packets),
-                (has_stats, shards.processes),
+                shards,
+                batch_packets,
+                has_stats,
                 ev_tx.clone(),
                 evf_rx,
             );
@@ -865,11 +866,15 @@ struct Shard {
 }
 
 impl Shard {
+    /// Shard `i` with its engine. `batch_packets`: the reader's batch size (a smaller batch
+    /// was cut short); `stats`: its observations feed the aggregator's statistics; its outputs
+    /// go to `out` and come back through `recycled`.
     fn new(
         i: usize,
         engine: Engine<FlowClass>,
-        (active_every, output_packets, batch_packets): (Option<std::time::Duration>, usize, usize),
-        (stats, processes): (bool, bool),
+        cfg: &ShardConfig,
+        batch_packets: usize,
+        stats: bool,
         out: Sender<Events>,
         recycled: Receiver<Events>,
     ) -> Shard {
@@ -889,14 +894,14 @@ impl Shard {
                 },
                 now: Timestamp::EPOCH,
                 stats,
-                processes: processes.then(crate::enrich::ProcessTracker::new),
+                processes: cfg.processes.then(crate::enrich::ProcessTracker::new),
                 out,
                 recycled,
                 unsent: 0,
             },
-            active_every,
+            active_every: cfg.active_every,
             last_export: std::time::Instant::now(),
-            output_packets: output_packets as u64,
+            output_packets: cfg.output_packets as u64,
             batch_packets: batch_packets.max(1) as u64,
         }
     }
