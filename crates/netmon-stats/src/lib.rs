@@ -195,30 +195,9 @@ struct FlowTrack {
     /// Whether the talkers counted part of the flow at a periodic update (what they counted
     /// is in `Stats::counted`).
     exported: bool,
-    /// The probe outcome the scan detectors were last shown ([`Outcome`]).
-    outcome: Outcome,
-}
-
-/// A flow's probe outcome as last shown to the scan detectors (`scan::decided`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-enum Outcome {
-    /// Not shown yet, or undecided (the detectors ignore undecided flows).
-    #[default]
-    Undecided,
-    /// A working exchange.
-    Succeeded,
-    /// Refused, unanswered or torn down.
-    Failed,
-}
-
-impl Outcome {
-    fn of(decided: Option<bool>) -> Outcome {
-        match decided {
-            None => Outcome::Undecided,
-            Some(false) => Outcome::Succeeded,
-            Some(true) => Outcome::Failed,
-        }
-    }
+    /// The probe outcome the scan detectors were last shown, as `scan::decided` gives it
+    /// (`Some(true)`: failed; `None`: not shown yet, or undecided, which they ignore).
+    decided: Option<bool>,
 }
 
 /// The applications seen, each given a small number (for [`FlowTrack::app`]). Names are the
@@ -628,11 +607,9 @@ impl Stats {
         // packet time, which its periodic update or its end brings them. Updates and ends
         // always reach them; so does a change of outcome (the handshake's last ACK turns the
         // SYN-ACK's half-open failure into a success).
-        let outcome = Outcome::of(decided);
         let repeat = match track.as_deref_mut() {
             Some(t) if !ended => {
-                let same = core::mem::replace(&mut t.outcome, outcome) == outcome;
-                same && !talk_now
+                core::mem::replace(&mut t.decided, decided) == decided && !talk_now
             }
             _ => false,
         };

@@ -45,9 +45,9 @@ pub struct SqliteConfig {
     /// few key summaries, so a larger cache buys no speed (netmond over big.pcap, 1 shard,
     /// `/usr/bin/time -f "%e %M" netmond --config target/bench/daemon-1-on.yaml` as
     /// `benches/daemon.sh` writes it, builds alternated: 32, 8 and 4 MiB ran alike; peak RSS
-    /// 204, 178 and 171 MB; with the smaller in-flight queues of netmond, 4 MiB ran as fast
-    /// again at 4 MB less RSS; 2 MiB: the writer's CPU alike, `perf sched`, about 2 MB less
-    /// RSS).
+    /// 204 000, 178 000 and 171 000 KiB; with the smaller in-flight queues of netmond, 4 MiB
+    /// ran as fast again at 4 000 KiB less RSS; 2 MiB: the writer's CPU alike under `perf
+    /// sched record` + `perf sched timehist`, about 2 000 KiB less RSS).
     pub cache_kib: u32,
     /// Most flows a host, port, app or domain filter may match within a query's time range
     /// (each costs memory until the query ends); beyond it the query fails with

@@ -22,6 +22,37 @@ fn count(path: &std::path::Path) -> u64 {
         .0
 }
 
+/// A writer over a fresh file whose write lock another connection holds (`BEGIN IMMEDIATE`):
+/// the writer waits inside its first batch, up to `busy`, until `other` commits or rolls back.
+struct Locked {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    w: StoreWriter,
+    other: rusqlite::Connection,
+}
+
+fn locked_writer(busy: Duration, cfg: &WriterConfig) -> Locked {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("netmon.db");
+    let store = SqliteStore::open_with(
+        &path,
+        &SqliteConfig {
+            busy_timeout: busy,
+            ..SqliteConfig::default()
+        },
+    )
+    .unwrap();
+    let w = StoreWriter::spawn(Box::new(store), cfg).unwrap();
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    Locked {
+        _dir: dir,
+        path,
+        w,
+        other,
+    }
+}
+
 #[test]
 fn close_commits_everything_queued() {
     let dir = tempfile::tempdir().unwrap();
@@ -70,27 +101,18 @@ fn dropping_the_writer_commits_too() {
 
 #[test]
 fn a_full_queue_hands_the_batch_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("netmon.db");
-    let store = SqliteStore::open_with(
-        &path,
-        &SqliteConfig {
-            busy_timeout: Duration::from_secs(30),
-            ..SqliteConfig::default()
-        },
-    )
-    .unwrap();
-    let w = StoreWriter::spawn(
-        Box::new(store),
+    let Locked {
+        _dir,
+        path,
+        w,
+        other,
+    } = locked_writer(
+        Duration::from_secs(30),
         &WriterConfig {
             queue_batches: 1,
             coalesce_rows: 0,
         },
-    )
-    .unwrap();
-    // Another connection holds the write lock: the writer waits inside its first batch.
-    let other = rusqlite::Connection::open(&path).unwrap();
-    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    );
     let mut sent = 0u64;
     let full = loop {
         match w.try_send(Batch::Flows(rows(sent * 10, 10))) {
@@ -117,19 +139,12 @@ fn a_full_queue_hands_the_batch_back() {
 
 #[test]
 fn a_failed_batch_is_counted_and_reported_by_the_next_flush() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("netmon.db");
-    let store = SqliteStore::open_with(
-        &path,
-        &SqliteConfig {
-            busy_timeout: Duration::from_millis(20),
-            ..SqliteConfig::default()
-        },
-    )
-    .unwrap();
-    let w = StoreWriter::spawn(Box::new(store), &WriterConfig::default()).unwrap();
-    let other = rusqlite::Connection::open(&path).unwrap();
-    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let Locked {
+        _dir,
+        path,
+        w,
+        other,
+    } = locked_writer(Duration::from_millis(20), &WriterConfig::default());
     w.send(Batch::Flows(rows(0, 7))).unwrap();
     let e = w.flush().unwrap_err();
     assert!(e.to_string().contains("database is locked"), "{e}");
@@ -309,20 +324,12 @@ fn batches_written_together_are_one_call_by_default() {
 /// a group, series appended; a batch of another table ends the group.
 #[test]
 fn batches_waiting_together_share_a_transaction() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("netmon.db");
-    let store = SqliteStore::open_with(
-        &path,
-        &SqliteConfig {
-            busy_timeout: Duration::from_secs(30),
-            ..SqliteConfig::default()
-        },
-    )
-    .unwrap();
-    let w = StoreWriter::spawn(Box::new(store), &WriterConfig::default()).unwrap();
-    // Another connection holds the write lock: the writer waits inside its first batch.
-    let other = rusqlite::Connection::open(&path).unwrap();
-    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let Locked {
+        _dir,
+        path,
+        w,
+        other,
+    } = locked_writer(Duration::from_secs(30), &WriterConfig::default());
     w.send(Batch::Flows(rows(0, 10))).unwrap();
     let t = std::time::Instant::now();
     while w.stats().queue_depth > 0 {
