@@ -340,7 +340,8 @@ pub enum Unattributed {
     /// after masquerading has no socket on the host), or not a socket's traffic (raw, kernel).
     SocketNotFound,
     /// The socket exists but has no file, so no process: `TIME_WAIT` after the owner closed
-    /// it, or a half-open request socket with no listener found.
+    /// it, or a connection not accepted yet (half open, or in the accept queue) with no
+    /// listener found.
     NoInode {
         /// Its state.
         state: SocketState,

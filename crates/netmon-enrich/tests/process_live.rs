@@ -295,6 +295,33 @@ fn ipv4_flow_of_a_dual_stack_socket_and_ipv6() {
     });
 }
 
+/// A connection the server has not accepted yet waits in its listener's accept queue:
+/// established, but without a file (inode 0) until `accept()`. A lookup in that moment (the
+/// handshake is done within a round trip of the SYN) finds the listener's process, which will
+/// own it.
+#[test]
+fn a_connection_waiting_to_be_accepted_is_its_listeners() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let s = listener.local_addr().unwrap();
+    let client = TcpStream::connect(s).unwrap();
+    let c = client.local_addr().unwrap();
+    let mut r = ProcessResolver::new();
+    let a = r.lookup(Proto::Tcp, s, c);
+    assert_eq!(
+        a.process().map(|p| p.pid),
+        Some(std::process::id()),
+        "{a:?}"
+    );
+    // Accepted, the socket has its own file: the same answer.
+    let (_accepted, _) = listener.accept().unwrap();
+    let a = ProcessResolver::new().lookup(Proto::Tcp, s, c);
+    assert_eq!(
+        a.process().map(|p| p.pid),
+        Some(std::process::id()),
+        "{a:?}"
+    );
+}
+
 /// Degraded modes: a flow between two other addresses is `NotLocal`; a local address without
 /// the socket is `SocketNotFound`, and the second ask comes from the negative cache; a flow of
 /// the namespace on the other end of a veth pair is that namespace's: here only its local

@@ -283,8 +283,14 @@ impl Resolver {
         };
         if d.inode == 0 && proto == Proto::Tcp {
             let state = SocketState::from_kernel(d.state);
-            if matches!(state, SocketState::SynRecv | SocketState::NewSynRecv) {
-                // A half-open connection to a local server: its listener's process will own it.
+            if matches!(
+                state,
+                SocketState::SynRecv | SocketState::NewSynRecv | SocketState::Established
+            ) {
+                // A connection to a local server not accepted yet: half open, or established
+                // in the listener's accept queue (no file until `accept()`; a lookup at the
+                // SYN can run after the handshake). Its listener's process will own it. (A
+                // closed socket leaves the established state at once: FIN_WAIT, TIME_WAIT.)
                 let any = SocketAddr::new(
                     if local.is_ipv4() {
                         IpAddr::V4(Ipv4Addr::UNSPECIFIED)
